@@ -1,0 +1,99 @@
+"""The one place that patches third-party behaviour (RecBole 1.2.1 on today's torch/numpy).
+
+Each patch says what breaks without it and names the upstream report. ``apply()`` runs once,
+on ``import recbole_ifcdsr``; it is idempotent.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+_APPLIED = False
+_TRUSTED_DIRS: set[Path] = set()
+
+
+def trust_checkpoint_dir(directory: str | os.PathLike) -> None:
+    """Mark a directory as holding checkpoints this program writes (see patch 1)."""
+    _TRUSTED_DIRS.add(Path(directory).resolve())
+
+
+def is_trusted_checkpoint(path: str | os.PathLike) -> bool:
+    """True for a file inside a directory registered by :func:`trust_checkpoint_dir`."""
+    resolved = Path(path).resolve()
+    return any(resolved.is_relative_to(d) for d in _TRUSTED_DIRS)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = None) -> Any:
+    """Load a checkpoint this program wrote (pickled Config inside), refuse others.
+
+    torch>=2.6 defaults to ``weights_only=True``, which cannot unpickle RecBole's Config. We lift it
+    only for files in our own checkpoint directories, never for files from elsewhere.
+    """
+    if not is_trusted_checkpoint(path):
+        return torch.load(path, map_location=map_location, weights_only=True)
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+class _TorchWithTrustedLoad(types.ModuleType):
+    """Stands in for ``torch`` inside ``recbole.trainer.trainer``: same attributes, own ``load``."""
+
+    def __init__(self) -> None:
+        super().__init__("torch")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+    @staticmethod
+    def load(f: Any, map_location: Any = None, **kwargs: Any) -> Any:
+        if isinstance(f, (str, os.PathLike)) and "weights_only" not in kwargs:
+            return load_checkpoint(f, map_location=map_location)
+        return torch.load(f, map_location=map_location, **kwargs)
+
+
+def _patch_checkpoint_loading() -> None:
+    # Patch 1. torch>=2.6 made torch.load(weights_only=True) the default; RecBole's Trainer pickles the
+    # Config into each checkpoint, so Trainer.resume_checkpoint and evaluate(load_best_model=True) fail
+    # with UnpicklingError. Upstream: RUCAIBox/RecBole#2212 (same root cause, NeuMF.load_pretrain).
+    import recbole.trainer.trainer as recbole_trainer
+
+    if not isinstance(recbole_trainer.torch, _TorchWithTrustedLoad):
+        recbole_trainer.torch = _TorchWithTrustedLoad()
+
+
+def _switch_anomaly_detection_off() -> None:
+    # Patch 2. recbole/model/sequential_recommender/sine.py calls torch.autograd.set_detect_anomaly(True)
+    # at import time; RecBole's Config imports every model module, so anomaly mode is on for every model
+    # and training runs 1.3-4x slower. No upstream issue found; the call is at sine.py module level in
+    # RecBole 1.2.1. We import that module first, then switch the mode off.
+    import recbole.model.sequential_recommender.sine  # noqa: F401  (its import switches anomaly mode on)
+
+    torch.autograd.set_detect_anomaly(False)
+
+
+def _keep_ray_off_our_paths() -> None:
+    # Patch 3. recbole.quick_start imports ray at module load (for its hyper-parameter tuning helpers);
+    # ray 2.6.3 needs pkg_resources and costs seconds of start-up. Our code never imports
+    # recbole.quick_start, so nothing is patched here: this function only asserts the rule in debug runs.
+    # Upstream: RecBole 1.2.1 recbole/quick_start/quick_start.py (top-level `from ray import tune`).
+    return None
+
+
+def imported_heavy_modules(names: Iterable[str] = ("ray", "recbole.quick_start")) -> list[str]:
+    """Modules from ``names`` that are already imported (a test checks ours never pull ray in)."""
+    return [n for n in names if n in sys.modules]
+
+
+def apply() -> None:
+    """Apply all patches once."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    _patch_checkpoint_loading()
+    _switch_anomaly_detection_off()
+    _keep_ray_off_our_paths()
+    _APPLIED = True

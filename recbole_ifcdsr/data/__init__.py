@@ -1,0 +1,1 @@
+"""Datasets and converters for cross-domain sequential recommendation."""

@@ -1,0 +1,153 @@
+"""LLMCDSR's food-kitchen release -> RecBole atomic files (``fk_llmcdsr``).
+
+Source: xhran2010/LLMCDSR data/food-kitchen (PROTOCOLS.md section B). The split
+is user-level and fixed upstream, so it is kept as three benchmark files
+(train = train_A + train_B + train_overlap; valid; test). There are no
+timestamps: file order is time order and the last item of a valid/test line is
+its target. Source ids are global and 0-based: A = item_set_A local id,
+B = nA + item_set_B local id.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from .common import (
+    INTER_HEADER, ITEM_HEADER, AtomicOutput, ConversionError, check_token,
+    check_unique_items, clean_title, dense_id_list, iter_lines, load_plain_pickle,
+    load_titles, make_meta, parse_int, require_files, write_items,
+)
+
+NAME = "fk_llmcdsr"
+SOURCE = "xhran2010/LLMCDSR data/food-kitchen"
+SOURCE_COMMIT = "5825e999d87c4b7f90448df17d05c5f9cea047ba"
+DOMAINS = ("Food", "Kitchen")
+TITLE_TSVS = ("llmcdsr_titles_food.tsv", "llmcdsr_titles_kitchen.tsv")
+TITLE_PKLS = ("text_A.pkl", "text_B.pkl")
+# (split, source file, user-token prefix); train parts are concatenated in this order.
+SPLIT_FILES: Tuple[Tuple[str, str, str], ...] = (
+    ("train", "train_A.txt", "trainA"),
+    ("train", "train_B.txt", "trainB"),
+    ("train", "train_overlap.txt", "overlap"),
+    ("valid", "valid.txt", "valid"),
+    ("test", "test.txt", "test"),
+)
+
+
+def read_counts(path: Path, expected: int) -> List[int]:
+    """Read a file of integers, one per line (num.txt / instance_num.txt)."""
+    values = [parse_int(text.strip(), f"{path}:{ln}", "count") for ln, text in iter_lines(path)]
+    if len(values) != expected:
+        raise ConversionError(f"{path}: expected {expected} integers, found {len(values)}")
+    return values
+
+
+def load_item_sets(src: Path) -> Tuple[List[str], List[str]]:
+    """Return (A ASINs, B ASINs) by local id, checked against num.txt.
+
+    Checking both the bijection and num.txt guards the ``B = nA + local`` offset.
+    """
+    n_a, n_b = read_counts(src / "num.txt", 2)
+    for dom, n in (("A", n_a), ("B", n_b)):
+        if n <= 0:
+            raise ConversionError(f"{src / 'num.txt'}: domain {dom} has {n} items (empty domain)")
+    lists = []
+    for dom, n in (("A", n_a), ("B", n_b)):
+        path = src / f"item_set_{dom}.pkl"
+        mapping = load_plain_pickle(path)
+        if not isinstance(mapping, dict) or not all(
+                isinstance(k, str) and type(v) is int for k, v in mapping.items()):
+            raise ConversionError(f"{path}: expected a dict ASIN -> local id")
+        items = dense_id_list(mapping, str(path))
+        if len(items) != n:
+            raise ConversionError(f"{path}: {len(items)} items but num.txt says {n}")
+        lists.append([check_token(a, f"{path}: field {a!r}", "ASIN") for a in items])
+    check_unique_items(lists[0], lists[1], f"{src / 'item_set_A.pkl'} + item_set_B.pkl")
+    return lists[0], lists[1]
+
+
+def load_llmcdsr_titles(src: Path, derived: Path) -> Dict[str, str]:
+    """Titles per domain: derived TSV if present, else the upstream text_*.pkl."""
+    titles: Dict[str, str] = {}
+    for tsv, pkl in zip(TITLE_TSVS, TITLE_PKLS):
+        if (derived / tsv).is_file() or not (src / pkl).is_file():
+            for asin, title in load_titles([derived / tsv]).items():
+                titles.setdefault(asin, title)
+            continue
+        raw = load_plain_pickle(src / pkl)
+        if not isinstance(raw, dict):
+            raise ConversionError(f"{src / pkl}: expected a dict ASIN -> title")
+        for asin, title in raw.items():
+            if isinstance(asin, str) and isinstance(title, str) and clean_title(title):
+                titles.setdefault(asin, clean_title(title))
+    return titles
+
+
+def parse_llmcdsr_sequences(path: Path, n_items: int, is_eval: bool = False
+                            ) -> Iterator[Tuple[int, List[int]]]:
+    """Yield ``(uid, global 0-based item ids)`` per line; ids must lie in ``0..n_items-1``.
+
+    ``is_eval`` only changes the wording: the last item of a valid/test line is a target.
+    """
+    seen = set()
+    for lineno, text in iter_lines(path):
+        where = f"{path}:{lineno}"
+        parts = text.rstrip().split("\t")
+        if len(parts) != 2 or not parts[1].strip():
+            raise ConversionError(f"{where}: expected 'uid<TAB>id,id,...', got an empty or malformed line")
+        uid = parse_int(parts[0].strip(), where, "user id")
+        if uid in seen:
+            raise ConversionError(f"{where}: user id {uid} repeated in this file")
+        seen.add(uid)
+        tokens = parts[1].strip().split(",")
+        items = [parse_int(tok, where, "item id") for tok in tokens]
+        for pos, item in enumerate(items):
+            if not 0 <= item < n_items:
+                what = "target item id" if is_eval and pos == len(items) - 1 else "item id"
+                raise ConversionError(f"{where}: {what} {item} outside both domains (0..{n_items - 1})")
+        yield uid, items
+
+
+def _check_instance_num(src: Path, train_lines: Sequence[int]) -> None:
+    path = src / "instance_num.txt"
+    if path.is_file():
+        expected = read_counts(path, 3)
+        if list(train_lines) != expected:
+            raise ConversionError(f"{path}: says {expected} train lines, files have {list(train_lines)}")
+
+
+def convert_fk_llmcdsr(src: Path, out: Path, derived: Optional[Path] = None) -> dict:
+    """Convert LLMCDSR food-kitchen into ``out`` (item file, train/valid/test inter, meta)."""
+    src, out = Path(src), Path(out)
+    derived = Path(derived) if derived is not None else src.parent / "derived"
+    require_files([src / "num.txt", src / "item_set_A.pkl", src / "item_set_B.pkl"]
+                  + [src / f for _, f, _ in SPLIT_FILES])
+    x_items, y_items = load_item_sets(src)
+    titles = load_llmcdsr_titles(src, derived)
+    asin_of = x_items + y_items
+    n_seq: Dict[str, int] = {"train": 0, "valid": 0, "test": 0}
+    n_inter: Dict[str, int] = {"train": 0, "valid": 0, "test": 0}
+    train_lines: List[int] = []
+    with AtomicOutput(out) as dst:
+        with dst.open(f"{NAME}.item") as fh:
+            fh.write(ITEM_HEADER + "\n")
+            titled = (write_items(fh, x_items, "X", DOMAINS[0], titles),
+                      write_items(fh, y_items, "Y", DOMAINS[1], titles))
+        handles = {}
+        for split, fname, prefix in SPLIT_FILES:
+            if split not in handles:
+                handles[split] = dst.open(f"{NAME}.{split}.inter")
+                handles[split].write(INTER_HEADER + "\n")
+            fh, before = handles[split], n_seq[split]
+            for uid, items in parse_llmcdsr_sequences(src / fname, len(asin_of), split != "train"):
+                for item in items:
+                    fh.write(f"{prefix}_{uid}\t{asin_of[item]}\n")
+                n_seq[split] += 1
+                n_inter[split] += len(items)
+            if split == "train":
+                train_lines.append(n_seq[split] - before)
+        _check_instance_num(src, train_lines)
+        meta = make_meta(NAME, SOURCE, SOURCE_COMMIT, DOMAINS, (len(x_items), len(y_items)),
+                         n_seq, n_inter, titled, "llmcdsr")
+        dst.write_json(f"{NAME}.meta.json", meta)
+    return meta

@@ -1,0 +1,67 @@
+"""Model selection per dataset recipe (``cdsr_selection``), always on the sampled protocol.
+
+``mode: joint``: one criterion, the metric summed over both domains (ABXI: MRR_X + MRR_Y); an
+improvement updates both domains' reported numbers. ``mode: per_domain``: each domain keeps its
+own best (LLMCDSR: HR@10, C2DSR: MRR) and stops on its own patience; training stops when every
+domain has stopped. ``improve``: ``ge`` (>= best counts) or ``gt`` (strict). ``patience`` counts
+evaluations without improvement (None = never stop early). ``warmup_epochs``: no validation before.
+"""
+from __future__ import annotations
+
+from recbole_ifcdsr.data.dataset import DOMAINS
+
+
+class ModelSelector:
+    """Tracks the best validation score(s) and says which domains improved and when to stop."""
+
+    def __init__(self, args: dict):
+        self.mode = args.get("mode", "joint")
+        self.metric = args.get("metric", "MRR")
+        self.improve = args.get("improve", "ge")
+        self.patience = args.get("patience")
+        self.warmup_epochs = int(args.get("warmup_epochs") or 0)
+        if self.mode not in ("joint", "per_domain"):
+            raise ValueError(f"cdsr_selection.mode '{self.mode}' unknown; valid: joint, per_domain")
+        if self.improve not in ("ge", "gt"):
+            raise ValueError(f"cdsr_selection.improve '{self.improve}' unknown; valid: ge, gt")
+        keys = ["joint"] if self.mode == "joint" else list(DOMAINS)
+        self.best = {k: float("-inf") for k in keys}
+        self.bad_evals = {k: 0 for k in keys}
+        self.stopped = {k: False for k in keys}
+
+    def wants_validation(self, epoch: int) -> bool:
+        """Epochs are 0-based; validation starts after ``warmup_epochs`` epochs."""
+        return epoch + 1 > self.warmup_epochs
+
+    def _better(self, score: float, best: float) -> bool:
+        return score >= best if self.improve == "ge" else score > best
+
+    def update(self, valid_sampled: dict) -> list[str]:
+        """Feed one validation result {domain: {metric: v}}; return the domains whose best improved."""
+        if self.mode == "joint":
+            scores = {"joint": sum(valid_sampled[d][self.metric] for d in DOMAINS)}
+        else:
+            scores = {d: valid_sampled[d][self.metric] for d in DOMAINS}
+        improved = []
+        for key, score in scores.items():
+            if self.stopped[key]:
+                continue
+            if self._better(score, self.best[key]):
+                self.best[key] = score
+                self.bad_evals[key] = 0
+                improved += list(DOMAINS) if key == "joint" else [key]
+            else:
+                self.bad_evals[key] += 1
+                if self.patience is not None and self.bad_evals[key] >= int(self.patience):
+                    self.stopped[key] = True
+        return improved
+
+    @property
+    def should_stop(self) -> bool:
+        return all(self.stopped.values())
+
+    def state_dict(self) -> dict:
+        return {"best": dict(self.best), "bad_evals": dict(self.bad_evals), "stopped": dict(self.stopped)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.bad_evals, self.stopped = dict(state["best"]), dict(state["bad_evals"]), dict(state["stopped"])
