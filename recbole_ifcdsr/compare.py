@@ -1,0 +1,150 @@
+"""Side-by-side grid: models x seeds on one dataset, each cell a separate run of the main CLI.
+
+python -m recbole_ifcdsr.compare --dataset=fk_abxi --models=Pop,GRU4Rec,SASRec,SRGNN --seeds=3
+    [--config_files=a.yaml,b.yaml] [--out=results/fk_abxi] [--any_config_key=value]
+
+Each cell runs in its own process (a crash fails one cell, not the grid) and writes
+``<out>/<model>-seed<k>.json``; a cell whose JSON exists with the same requested settings is
+reused, so an interrupted grid resumes. The summary (mean and population std over seeds, per
+protocol, domain and metric) goes to ``<out>/summary.md`` and ``<out>/summary.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DOMAINS = ("X", "Y")
+TABLE_METRICS = ("MRR", "NDCG@10", "HR@10")
+
+
+def cell_request(model: str, dataset: str, seed: int, config_files: list[str], overrides: list[str]) -> dict:
+    """What defines a cell; its hash decides whether a stored result can be reused."""
+    files = {f: hashlib.sha256(Path(f).read_bytes()).hexdigest()[:16] for f in config_files}
+    return {"model": model, "dataset": dataset, "seed": seed, "config_files": files, "overrides": sorted(overrides)}
+
+
+def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: list[str]) -> tuple[bool, str]:
+    """Run one cell through run_recbole_ifcdsr.py unless an identical finished run is stored."""
+    result_path = out_dir / f"{request['model']}-seed{request['seed']}.json"
+    if result_path.is_file():
+        stored = json.loads(result_path.read_text())
+        if stored.get("cell_request") == request:
+            return True, "reused"
+    log_path = out_dir / f"{request['model']}-seed{request['seed']}.log"
+    tmp_result = out_dir / f"{request['model']}-seed{request['seed']}.partial.json"
+    command = [sys.executable, str(Path(__file__).resolve().parents[1] / "run_recbole_ifcdsr.py"),
+               f"--model={request['model']}", f"--dataset={request['dataset']}", f"--seed={request['seed']}",
+               f"--results_file={tmp_result}", "--show_progress=False", *overrides]
+    if config_files:
+        command.append("--config_files=" + ",".join(config_files))
+    with open(log_path, "w") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0 or not tmp_result.is_file():
+        return False, f"exit code {code}, see {log_path}"
+    result = json.loads(tmp_result.read_text())
+    result["cell_request"] = request
+    result_path.write_text(json.dumps(result, indent=2))
+    tmp_result.unlink()
+    return True, "ran"
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (ddof=0)."""
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std())
+
+
+def summarise(results: list[dict]) -> dict:
+    """{model: {protocol: {split: {domain: {metric: [mean, std, n]}}}, '_runs': {...}}}."""
+    summary: dict = {}
+    for model in dict.fromkeys(r["model"] for r in results):
+        runs = [r for r in results if r["model"] == model]
+        entry: dict = {"_runs": {
+            "seeds": [r["seed"] for r in runs],
+            "epochs_run": [r["epochs_run"] for r in runs],
+            "train_seconds": mean_std([r["train_seconds"] for r in runs]),
+            "wall_seconds": mean_std([r["wall_seconds"] for r in runs]),
+            "best_epoch": [r["best_epoch"] for r in runs],
+        }}
+        for protocol in runs[0]["protocols"]:
+            for split in ("valid", "test"):
+                for d in DOMAINS:
+                    metrics = runs[0][protocol][split].get(d, {})
+                    for metric in metrics:
+                        values = [r[protocol][split][d][metric] for r in runs if d in r[protocol][split]]
+                        m, s = mean_std(values)
+                        entry.setdefault(protocol, {}).setdefault(split, {}).setdefault(d, {})[metric] = [m, s, len(values)]
+        summary[model] = entry
+    return summary
+
+
+def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str = "test",
+                   metrics: tuple = TABLE_METRICS) -> str:
+    """Rows = models; columns = domain x metric, 'mean ± std' in percent; best mean per column in bold."""
+    columns = [(d, m) for d in DOMAINS for m in metrics]
+    best = {c: max(summary[mod][protocol][split][c[0]][c[1]][0] for mod in summary) for c in columns}
+    head = "| model | " + " | ".join(f"{domain_names.get(d, d)} {m}" for d, m in columns) + " | epochs | train s |"
+    lines = [head, "|" + "---|" * (len(columns) + 3)]
+    for model, entry in summary.items():
+        cells = []
+        for c in columns:
+            mean, std, _ = entry[protocol][split][c[0]][c[1]]
+            text = f"{100 * mean:.2f} ± {100 * std:.2f}"
+            cells.append(f"**{text}**" if mean == best[c] else text)
+        runs = entry["_runs"]
+        epochs = ",".join(str(e) for e in runs["epochs_run"])
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {runs['train_seconds'][0]:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--models", default="Pop,GRU4Rec,SASRec,SRGNN")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    parser.add_argument("--config_files", default="")
+    parser.add_argument("--out", default=None)
+    args, overrides = parser.parse_known_args(argv)
+    config_files = [f for f in args.config_files.split(",") if f]
+    out_dir = Path(args.out or f"results/{args.dataset}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results, failed = [], []
+    for model in [m for m in args.models.split(",") if m]:
+        for seed in range(args.seeds):
+            request = cell_request(model, args.dataset, seed, config_files, overrides)
+            start = time.time()
+            ok, how = run_cell(request, out_dir, config_files, overrides)
+            print(f"[{time.strftime('%H:%M:%S')}] {model} seed {seed}: {how} ({time.time() - start:.0f}s)", flush=True)
+            if ok:
+                results.append(json.loads((out_dir / f"{model}-seed{seed}.json").read_text()))
+            else:
+                failed.append(f"{model} seed {seed}: {how}")
+    if not results:
+        print("no cell finished", file=sys.stderr)
+        return 1
+    summary = summarise(results)
+    domain_names = results[0]["domains"]
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    parts = [f"# {args.dataset}: test split, mean ± std over seeds (percent)\n",
+             f"Command: `python -m recbole_ifcdsr.compare --dataset={args.dataset} --models={args.models} "
+             f"--seeds={args.seeds}" + (f" --config_files={args.config_files}" if config_files else "")
+             + (" " + " ".join(overrides) if overrides else "") + "`\n"]
+    for protocol in results[0]["protocols"]:
+        parts += [f"\n## {protocol} protocol\n", markdown_table(summary, domain_names, protocol), ""]
+    if failed:
+        parts += ["\n## Failed cells\n"] + [f"- {f}" for f in failed]
+    (out_dir / "summary.md").write_text("\n".join(parts) + "\n")
+    print("\n".join(parts))
+    return 0 if not failed else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Shared fixtures: the shipped real datasets (session-scoped: loading takes seconds) and a real slice."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import recbole_ifcdsr  # noqa: F401  (compat patches before RecBole is used)
+from recbole_ifcdsr.config import Config
+from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
+from recbole_ifcdsr.paths import DATASET_DIR, SHARED_DATA_DIR
+
+QUIET = {"show_progress": False, "state": "WARNING"}
+
+
+def shared_data_dir() -> Path:
+    """../shared/data, or skip (a user's clone) / fail (CI=true) when it is absent."""
+    if SHARED_DATA_DIR.is_dir():
+        return SHARED_DATA_DIR
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{SHARED_DATA_DIR} is missing under CI")
+    pytest.skip(f"{SHARED_DATA_DIR} not present (only in the project workspace)")
+
+
+def load(model: str, dataset: str, **overrides) -> tuple:
+    config = Config(model, dataset, config_dict={**QUIET, **overrides})
+    return config, CrossDomainSequentialDataset(config)
+
+
+@pytest.fixture(scope="session")
+def abxi():
+    return load("SASRec", "fk_abxi")
+
+
+@pytest.fixture(scope="session")
+def llmcdsr():
+    return load("SASRec", "fk_llmcdsr")
+
+
+@pytest.fixture(scope="session")
+def abxi_slice_dir(tmp_path_factory) -> Path:
+    """A real slice of fk_abxi: the first 300 users' sequences with the full item file."""
+    load("SASRec", "fk_abxi")  # makes sure the shipped files are unpacked
+    root = tmp_path_factory.mktemp("data")
+    out = root / "fk_abxi"
+    out.mkdir()
+    src = DATASET_DIR / "fk_abxi"
+    (out / "fk_abxi.item").write_bytes((src / "fk_abxi.item").read_bytes())
+    lines = (src / "fk_abxi.inter").read_text().splitlines(keepends=True)
+    users, kept = set(), [lines[0]]
+    for line in lines[1:]:
+        user = line.split("\t", 1)[0]
+        if user not in users and len(users) == 300:
+            break
+        users.add(user)
+        kept.append(line)
+    (out / "fk_abxi.inter").write_text("".join(kept))
+    return root

@@ -1,0 +1,57 @@
+"""Each compat patch, with a test that fails without it."""
+import subprocess
+import sys
+
+import pytest
+import torch
+from recbole.trainer import Trainer
+
+from recbole_ifcdsr import compat
+from recbole_ifcdsr.config import Config
+from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
+from recbole_ifcdsr.registry import get_model
+
+
+def _run(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_recbole_checkpoint_reloads_through_recboles_own_trainer(abxi_slice_dir, tmp_path):
+    config = Config("SASRec", "fk_abxi", config_dict={"data_path": str(abxi_slice_dir), "checkpoint_dir": str(tmp_path),
+                                                      "show_progress": False, "state": "WARNING"})
+    data = CrossDomainSequentialDataset(config)
+    model = get_model("SASRec")(config, data)
+    trainer = Trainer(config, model)
+    compat.trust_checkpoint_dir(tmp_path)
+    trainer._save_checkpoint(0, verbose=False)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    trainer.resume_checkpoint(trainer.saved_model_file)  # RecBole's own torch.load call
+    assert trainer.start_epoch == 1
+    assert any(p.abs().sum() > 0 for p in model.parameters())
+    # Without the patch, torch>=2.6 refuses the pickled Config:
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        torch.load(trainer.saved_model_file, weights_only=True)
+
+
+def test_untrusted_checkpoint_is_not_unpickled(tmp_path):
+    path = tmp_path / "foreign.pth"
+    torch.save({"config": Config}, path)  # a pickled class, as a foreign checkpoint might hold
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        compat.load_checkpoint(path)
+
+
+def test_anomaly_mode_is_off_after_import():
+    code = ("import recbole_ifcdsr, torch; from recbole_ifcdsr.registry import get_model; "
+            "get_model('SASRec'); print(torch.is_anomaly_enabled())")
+    assert _run(code) == "False"
+    # without the patch RecBole's own model registry switches it on:
+    assert _run("import torch; from recbole.utils import get_model; get_model('SASRec'); "
+                "print(torch.is_anomaly_enabled())") == "True"
+
+
+def test_our_paths_do_not_import_ray():
+    code = ("import sys, recbole_ifcdsr; import recbole_ifcdsr.quick_start, recbole_ifcdsr.compare, "
+            "recbole_ifcdsr.trainer; print('ray' in sys.modules, 'recbole.quick_start' in sys.modules)")
+    assert _run(code) == "False False"

@@ -1,0 +1,57 @@
+"""Ranks and metrics against values computed by hand, ties and the constant-score guard included."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from recbole_ifcdsr.evaluation.metrics import check_metric_names, metrics_from_ranks, ranks_against
+
+
+def test_metrics_by_hand():
+    ranks = np.array([1.0, 3.0, 12.0])
+    got = metrics_from_ranks(ranks, ["MRR", "NDCG@5", "NDCG@10", "HR@1", "HR@3", "HR@5", "HR@10", "NDCG@3"])
+    assert got["MRR"] == pytest.approx((1 + 1 / 3 + 1 / 12) / 3)
+    assert got["NDCG@10"] == pytest.approx((1 + 1 / math.log2(4)) / 3)  # rank 12 is past the cutoff
+    assert got["NDCG@5"] == pytest.approx(0.5)
+    assert got["NDCG@3"] == pytest.approx(0.5)
+    assert got["HR@1"] == pytest.approx(1 / 3)
+    assert got["HR@3"] == pytest.approx(2 / 3)
+    assert got["HR@5"] == pytest.approx(2 / 3)
+    assert got["HR@10"] == pytest.approx(2 / 3)
+
+
+def test_ties_go_to_the_target():
+    target = torch.tensor([0.5, 0.5])
+    others = torch.tensor([[0.7, 0.5, 0.5, 0.2], [0.1, 0.2, 0.3, 0.4]])
+    assert ranks_against(target, others).tolist() == [2.0, 1.0]
+
+
+def test_tolerance_counts_near_ties_for_the_target():
+    target = torch.tensor([0.5])
+    others = torch.tensor([[0.500001, 0.6, 0.4, 0.2]])
+    assert ranks_against(target, others, tolerance=0.0).tolist() == [3.0]
+    assert ranks_against(target, others, tolerance=1e-5).tolist() == [2.0]
+
+
+def test_constant_scores_get_the_worst_rank_not_rank_one():
+    target = torch.tensor([1.0])
+    others = torch.ones(1, 999)
+    rank = ranks_against(target, others)
+    assert rank.tolist() == [1000.0]
+    assert metrics_from_ranks(rank.numpy(), ["HR@10"])["HR@10"] == 0.0
+
+
+def test_mask_limits_competitors():
+    target = torch.tensor([0.5])
+    others = torch.tensor([[0.9, 0.8, 0.1, 0.5]])
+    valid = torch.tensor([[False, True, True, False]])
+    assert ranks_against(target, others, valid).tolist() == [2.0]
+    # constant among the counted columns only -> worst rank among them
+    valid_tied = torch.tensor([[False, False, False, True]])
+    assert ranks_against(target, others, valid_tied).tolist() == [2.0]
+
+
+def test_unknown_metric_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown metric 'Recall@10'"):
+        check_metric_names(["MRR", "Recall@10"])
