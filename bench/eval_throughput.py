@@ -289,7 +289,10 @@ def main(argv=None) -> int:
 
     evaluator = ProtocolEvaluator(data, config)
     ours = _time_ours(evaluator, model, args.repeats)
-    print(f"ours: {ours['cases']} cases in {ours['seconds']:.2f} s (median of {args.repeats})", flush=True)
+    b = ours["breakdown_seconds"]
+    print(f"ours: {ours['cases']} cases in {ours['seconds']:.2f} s (median of {args.repeats}); breakdown: negative draw "
+          f"{b['negative_draw']:.2f} s, full_sort_predict {b['full_sort_predict']:.2f} s, gather+rank (sampled and full) "
+          f"{b['gather_and_rank_rest']:.2f} s", flush=True)
 
     n = min(args.cases, len(data.eval_cases("test")))
     if args.recbole_eval_batch_size:

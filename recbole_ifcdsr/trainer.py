@@ -32,20 +32,44 @@ def format_domain_metrics(result: dict, domain_names: dict) -> str:
     return "\n".join(lines)
 
 
-class _UntilDeadline:
-    """Wraps a RecBole DataLoader so an epoch ends at the first batch past a wall-clock deadline
-    (the training budget is then exact to one batch, not to one epoch)."""
+class TrainingBudget:
+    """Training time budget in minutes, checked after every batch (exact to one batch, not one epoch).
 
-    def __init__(self, loader, deadline: float):
-        self._loader, self._deadline = loader, deadline
-        self.stopped_early = False
+    ``cpu``: CPU time of this process (all threads, user + system), so other work on a shared
+    machine does not shrink a run's budget; otherwise wall-clock time.
+    """
+
+    def __init__(self, minutes: float | None, cpu: bool):
+        self.limit = None if minutes is None else float(minutes) * 60.0
+        self.clock = time.process_time if cpu else time.time
+        self.used = 0.0
+
+    def exhausted(self, extra: float = 0.0) -> bool:
+        return self.limit is not None and self.used + extra >= self.limit
+
+    def describe(self) -> str:
+        return f"{self.limit / 60:g} {'CPU' if self.clock is time.process_time else 'wall'}-minute budget"
+
+
+class _UntilBudget:
+    """Wraps a RecBole DataLoader so an epoch ends at the first batch past the budget."""
+
+    def __init__(self, loader, budget: TrainingBudget):
+        self._loader, self._budget = loader, budget
 
     def __iter__(self):
+        start = self._budget.clock()
         for batch in self._loader:
             yield batch
-            if time.time() >= self._deadline:
-                self.stopped_early = True
-                return
+            if self._budget.exhausted(self._budget.clock() - start):
+                break
+        self._budget.used += self._budget.clock() - start
+
+    def __len__(self):
+        return len(self._loader)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
 
     def __len__(self):
         return len(self._loader)
@@ -68,6 +92,7 @@ class CrossDomainTrainer(Trainer):
         self.history: list = []
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
+        self.budget_used = 0.0  # seconds of the training budget spent (kept across resume)
 
     @property
     def trainable(self) -> bool:
@@ -91,7 +116,7 @@ class CrossDomainTrainer(Trainer):
             "selector": selector.state_dict(),
             "records": self.records,
             "history": self.history,
-            "seconds": (self.train_seconds, self.eval_seconds),
+            "seconds": (self.train_seconds, self.eval_seconds, self.budget_used),
         }
 
     def _write(self, state: dict, path: str) -> None:
@@ -110,7 +135,7 @@ class CrossDomainTrainer(Trainer):
             self.optimizer.load_state_dict(state["optimizer"])
         selector.load_state_dict(state["selector"])
         self.records, self.history = state["records"], state["history"]
-        self.train_seconds, self.eval_seconds = state["seconds"]
+        self.train_seconds, self.eval_seconds, self.budget_used = state["seconds"]
         self.start_epoch = state["epoch"] + 1
         self.logger.info(set_color(f"Resumed from {self.saved_model_file} at epoch {self.start_epoch}", "blue"))
         return True
@@ -125,20 +150,22 @@ class CrossDomainTrainer(Trainer):
     def fit_cdsr(self, train_data, evaluator: ProtocolEvaluator, selector: ModelSelector,
                  show_progress: bool = False, saved: bool = True) -> dict:
         """Train, validate per the recipe, and return the per-domain results at the selected epochs."""
-        budget = self.config["max_train_minutes"]
+        cpu_minutes = self.config["max_train_cpu_minutes"]
+        budget = TrainingBudget(cpu_minutes if cpu_minutes is not None else self.config["max_train_minutes"],
+                                cpu=cpu_minutes is not None)
+        budget.used = self.budget_used
         epochs = self.epochs if self.trainable else 1
         stop_reason = "max epochs"
         for epoch in range(self.start_epoch, epochs):
             out_of_time = False
             if self.trainable:
                 start = time.time()
-                loader = train_data
-                if budget is not None:
-                    loader = _UntilDeadline(train_data, start + float(budget) * 60.0 - self.train_seconds)
+                loader = _UntilBudget(train_data, budget) if budget.limit is not None else train_data
                 loss = self._train_epoch(loader, epoch, show_progress=show_progress)
                 self.train_seconds += time.time() - start
                 self.logger.info(self._generate_train_loss_output(epoch, start, time.time(), loss))
-                out_of_time = budget is not None and self.train_seconds / 60.0 >= float(budget)
+                self.budget_used = budget.used
+                out_of_time = budget.exhausted()
             last = epoch + 1 == epochs or out_of_time  # the last epoch is always validated
             if last or (selector.wants_validation(epoch) and (epoch + 1) % self.eval_step == 0):
                 valid = self._evaluate_split(evaluator, "valid", epoch, show_progress)
@@ -160,7 +187,7 @@ class CrossDomainTrainer(Trainer):
                 stop_reason = "early stopping"
                 break
             if out_of_time:
-                stop_reason = f"time budget {budget} min"
+                stop_reason = budget.describe()
                 break
         self.logger.info(f"Finished training ({stop_reason}); train {self.train_seconds:.0f}s, eval {self.eval_seconds:.0f}s")
         return {
@@ -169,5 +196,6 @@ class CrossDomainTrainer(Trainer):
             "epochs_run": (self.history[-1]["epoch"] + 1) if self.history else 0,
             "stop_reason": stop_reason,
             "train_seconds": round(self.train_seconds, 2),
+            "train_cpu_seconds": round(budget.used, 2) if budget.limit is not None else None,
             "eval_seconds": round(self.eval_seconds, 2),
         }

@@ -1,0 +1,78 @@
+"""Config layering, registry, clear errors for bad names, and one real end-to-end CLI run."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from recbole_ifcdsr.config import Config
+from recbole_ifcdsr.model.pop import Pop
+from recbole_ifcdsr.paths import REPO_ROOT
+from recbole_ifcdsr.registry import UnknownNameError, get_model, get_trainer, model_names
+from recbole_ifcdsr.trainer import CrossDomainTrainer
+from recbole.model.sequential_recommender import SASRec
+
+CLI = [sys.executable, str(REPO_ROOT / "run_recbole_ifcdsr.py")]
+
+
+def test_registry_ours_first_then_recboles():
+    assert get_model("Pop") is Pop  # ours shadows RecBole's general Pop
+    assert get_model("SASRec") is SASRec
+    assert {"GRU4Rec", "SASRec", "SRGNN", "Pop"} <= set(model_names())
+    assert get_trainer(None, "SASRec") is CrossDomainTrainer
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(UnknownNameError, match=r"Unknown model 'SASRecc'\. Valid models: .*GRU4Rec.*SASRec"):
+        get_model("SASRecc")
+
+
+def test_unknown_dataset_lists_valid_names():
+    with pytest.raises(UnknownNameError, match=r"Unknown dataset 'ml-1m'\. Valid datasets: fk_abxi, fk_llmcdsr"):
+        Config("SASRec", "ml-1m")
+
+
+def test_unknown_protocol_is_rejected():
+    with pytest.raises(ValueError, match=r"Unknown protocol 'uni999'\. Valid protocols: sampled, full, both"):
+        Config("SASRec", "fk_abxi", config_dict={"protocol": "uni999"})
+
+
+def test_precedence_recbole_then_ours_then_files_then_dict(tmp_path):
+    base = Config("SASRec", "fk_abxi")
+    assert base["MAX_ITEM_LIST_LENGTH"] == 47  # ours (dataset yaml) over RecBole's 50
+    assert base["train_batch_size"] == 256  # our overall.yaml over RecBole's 2048
+    assert base["hidden_size"] == 64  # RecBole's model yaml still applies
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("train_batch_size: 128\nlearning_rate: 0.01\n")
+    second.write_text("learning_rate: 0.02\n")
+    config = Config("SASRec", "fk_abxi", config_file_list=[str(first), str(second)], config_dict={"train_batch_size": 64})
+    assert config["learning_rate"] == 0.02 and config["train_batch_size"] == 64
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model=NoSuchModel", "--dataset=fk_abxi"], "Unknown model 'NoSuchModel'"),
+    (["--model=SASRec", "--dataset=nope"], "Unknown dataset 'nope'"),
+    (["--model=SASRec", "--dataset=fk_abxi", "--protocol=uni999"], "Unknown protocol 'uni999'"),
+])
+def test_cli_bad_names_one_line_error(args, message):
+    done = subprocess.run(CLI + args, capture_output=True, text=True)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
+
+
+def test_cli_end_to_end_on_a_real_slice(abxi_slice_dir, tmp_path):
+    results = tmp_path / "out.json"
+    done = subprocess.run(CLI + ["--model=GRU4Rec", "--dataset=fk_abxi", f"--data_path={abxi_slice_dir}",
+                                 "--epochs=2", "--seed=7", f"--checkpoint_dir={tmp_path / 'saved'}",
+                                 "--show_progress=False", f"--results_file={results}", "--protocol=sampled"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(results.read_text())
+    assert (out["model"], out["dataset"], out["protocol"], out["seed"]) == ("GRU4Rec", "fk_abxi", "sampled", 7)
+    assert set(out["valid"]) == {"X", "Y"} and set(out["test"]) == {"X", "Y"}
+    assert set(out["test"]["X"]) == {"MRR", "NDCG@5", "NDCG@10", "HR@1", "HR@5", "HR@10"}
+    assert out["epochs_run"] == 2 and set(out["best_epoch"]) == {"X", "Y"}
+    assert out["config"]["MAX_ITEM_LIST_LENGTH"] == 47
+    assert "| sampled | test | Grocery |" in done.stderr + done.stdout
+    assert (tmp_path / "saved" / "GRU4Rec-fk_abxi-seed7-last.pth").is_file()
