@@ -56,9 +56,11 @@ def _write_json_atomically(path: str, payload: dict) -> None:
 
 
 def build_train_data(config, dataset: CrossDomainSequentialDataset, model_class):
-    """RecBole's prefix-augmented loader for RecBole's models; None for models with nothing to train."""
-    if getattr(model_class, "trainable", True) is False or model_class.__name__ == "Pop":
+    """Whole sequences for our models, RecBole's prefix-augmented view for RecBole's; None for Pop."""
+    if model_class.__name__ == "Pop":
         return None
+    if getattr(model_class, "cdsr_training", None) == "sequence":  # our models: whole sequences
+        return TrainDataLoader(config, dataset.sequence_train_dataset(), None, shuffle=config["shuffle"])
     return TrainDataLoader(config, dataset.recbole_train_dataset(), None, shuffle=config["shuffle"])
 
 

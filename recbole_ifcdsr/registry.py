@@ -11,6 +11,7 @@ from recbole.model.abstract_recommender import AbstractRecommender, SequentialRe
 # name -> "module:Class" of the plug-in's own models (imported lazily).
 _OUR_MODELS = {
     "Pop": "recbole_ifcdsr.model.pop:Pop",
+    "IFCDSR": "recbole_ifcdsr.model.ifcdsr:IFCDSR",
 }
 
 

@@ -202,6 +202,30 @@ class CrossDomainSequentialDataset(Dataset):
         view = self.copy(inter)
         return view
 
+    def sequence_train_dataset(self) -> "CrossDomainSequentialDataset":
+        """Whole-sequence training view for our models: one row per training sequence with at least two
+        items, its last MAX_ITEM_LIST_LENGTH + 1 items right-padded (inputs [:-1], targets [1:])."""
+        width = self.config["MAX_ITEM_LIST_LENGTH"] + 1
+        seq_field = self.iid_field + self.config["LIST_SUFFIX"]
+        len_field = self.config["ITEM_LIST_LENGTH_FIELD"]
+        owners, rows = [], []
+        for (u, _, _), seq in zip(self._train_owner_rows(), self.train_sequences):
+            if len(seq) >= 2:
+                owners.append(u), rows.append(seq[-width:])
+        item_list = np.zeros((len(rows), width), dtype=np.int64)
+        for r, seq in enumerate(rows):
+            item_list[r, : len(seq)] = seq
+        inter = Interaction(
+            {
+                self.uid_field: torch.as_tensor(np.asarray(owners, dtype=np.int64)),
+                seq_field: torch.from_numpy(item_list),
+                len_field: torch.as_tensor(np.asarray([len(s) for s in rows], dtype=np.int64)),
+            }
+        )
+        self.set_field_property(seq_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, width)
+        self.set_field_property(len_field, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
+        return self.copy(inter)
+
     def _train_owner_rows(self) -> list:
         if self.recipe == "leave_one_out":
             return self.sequences

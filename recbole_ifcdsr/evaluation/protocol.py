@@ -58,14 +58,20 @@ class ProtocolEvaluator:
         return self._inputs[split]
 
     @torch.no_grad()
-    def evaluate(self, model, split: str, pass_index: int = 0, show_progress: bool = False) -> dict:
-        """{protocol: {domain name: {metric: value}}} for the cases of ``split``."""
+    def evaluate(self, model, split: str, pass_index: int = 0, show_progress: bool = False,
+                 protocols: tuple = ALL_PROTOCOLS) -> dict:
+        """{protocol: {domain: {metric: value}}} for the cases of ``split``; ``protocols`` picks which
+        ranks to compute from the shared forward pass (both by default)."""
+        unknown = set(protocols) - set(ALL_PROTOCOLS)
+        if unknown:
+            raise ValueError(f"Unknown protocol {sorted(unknown)}; valid: {', '.join(ALL_PROTOCOLS)}")
         model.eval()
         device = next(iter(model.buffers()), next(iter(model.parameters()), torch.empty(0))).device
         inputs = self._split_inputs(split)
-        negatives = torch.from_numpy(self.sampler.negatives(split, pass_index))
+        sampled, full = "sampled" in protocols, "full" in protocols
+        negatives = torch.from_numpy(self.sampler.negatives(split, pass_index)) if sampled else None
         n = len(inputs["target"])
-        ranks = {p: torch.empty(n, dtype=torch.float64) for p in ALL_PROTOCOLS}
+        ranks = {p: torch.empty(n, dtype=torch.float64) for p in ALL_PROTOCOLS if p in protocols}
         starts = range(0, n, self.batch_size)
         if show_progress:
             starts = tqdm(starts, desc=f"Evaluate {split:>5}", ncols=100, leave=False)
@@ -82,11 +88,13 @@ class ProtocolEvaluator:
             scores = model.full_sort_predict(batch).view(sl.stop - sl.start, -1).float()
             target = inputs["target"][sl].to(device)
             target_score = scores.gather(1, target.unsqueeze(1)).squeeze(1)
-            neg_scores = scores.gather(1, negatives[sl].to(device))
-            ranks["sampled"][sl] = ranks_against(target_score, neg_scores, None, self.tolerance).cpu()
-            in_domain = mask[inputs["domain"][sl].to(device)]
-            in_domain[torch.arange(len(target), device=device), target] = False
-            ranks["full"][sl] = ranks_against(target_score, scores, in_domain, self.tolerance).cpu()
+            if sampled:
+                neg_scores = scores.gather(1, negatives[sl].to(device))
+                ranks["sampled"][sl] = ranks_against(target_score, neg_scores, None, self.tolerance).cpu()
+            if full:
+                in_domain = mask[inputs["domain"][sl].to(device)]
+                in_domain[torch.arange(len(target), device=device), target] = False
+                ranks["full"][sl] = ranks_against(target_score, scores, in_domain, self.tolerance).cpu()
         domains = inputs["domain"].numpy()
         self.last_ranks[split] = {p: r.numpy() for p, r in ranks.items()}
         return {

@@ -1,0 +1,137 @@
+"""IFCDSR on a real slice of fk_abxi: gradients, frozen image table, ablations, the missing-image rule."""
+import logging
+
+import numpy as np
+import pytest
+import torch
+from recbole.data.dataloader import TrainDataLoader
+from recbole.utils import init_seed
+
+from recbole_ifcdsr.config import Config
+from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
+from recbole_ifcdsr.features.store import FeatureStoreError, feature_path, load_aligned, save_features
+from recbole_ifcdsr.model.ifcdsr import IFCDSR
+
+SMALL = {"id_embedding_size": 32, "show_progress": False, "state": "WARNING", "train_batch_size": 64}
+
+
+def build(data_path, **overrides):
+    config = Config("IFCDSR", "fk_abxi", config_dict={"data_path": str(data_path), **SMALL, **overrides})
+    init_seed(0, True)
+    data = CrossDomainSequentialDataset(config)
+    return config, data, IFCDSR(config, data)
+
+
+@pytest.fixture(scope="module")
+def with_images(abxi_slice_dir, tmp_path_factory):
+    """The real slice plus an image sidecar the test writes: 16-d vectors for 60% of the items."""
+    root = tmp_path_factory.mktemp("img")
+    (root / "fk_abxi").mkdir()
+    for f in (abxi_slice_dir / "fk_abxi").iterdir():
+        (root / "fk_abxi" / f.name).symlink_to(f)
+    tokens = [line.split("\t", 1)[0] for line in (abxi_slice_dir / "fk_abxi" / "fk_abxi.item").read_text().splitlines()[1:]]
+    rng = np.random.default_rng(0)
+    mask = rng.random(len(tokens)) < 0.6
+    save_features(feature_path(root / "fk_abxi", "fk_abxi", "image"), tokens, rng.normal(size=(len(tokens), 16)), mask,
+                  {"encoder": "test-random"})
+    return root
+
+
+def a_batch(config, data, size=32):
+    loader = TrainDataLoader(config, data.sequence_train_dataset(), None, shuffle=False)
+    return next(iter(loader))
+
+
+def test_gradients_reach_ids_and_encoders_never_the_image_table(with_images):
+    config, data, model = build(with_images)
+    assert model.image_fusion and model.n_encoders == 6
+    assert "image_table" not in dict(model.named_parameters())  # a buffer: never in the optimiser
+    model.calculate_loss(a_batch(config, data)).backward()
+    assert model.item_embedding.weight.grad.abs().sum() > 0
+    for name in ("x", "y", "xy"):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.id_encoders[name].parameters())
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.image_encoders[name].parameters())
+    assert not model.image_table.requires_grad and model.image_table.grad is None
+
+
+def test_loss_is_finite_and_falls_on_real_sequences(abxi_slice_dir):
+    config, data, model = build(abxi_slice_dir, temperature=0.1)
+    batch = a_batch(config, data)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(6):
+        optimiser.zero_grad()
+        loss = model.calculate_loss(batch)
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("image_fusion, multiple_attention, encoders", [
+    (False, False, 1), (True, False, 2), (True, True, 6), (False, True, 3),
+])
+def test_ablation_switches_set_the_number_of_encoders(with_images, image_fusion, multiple_attention, encoders):
+    _, _, model = build(with_images, image_fusion=image_fusion, multiple_attention=multiple_attention)
+    assert model.n_encoders == encoders
+
+
+def test_items_without_image_are_neither_rewarded_nor_punished(with_images):
+    config, data, fused = build(with_images)
+    fused.eval()
+    vectors = {"id": torch.nn.functional.normalize(torch.randn(5, 32), dim=-1),
+               "img": torch.nn.functional.normalize(torch.randn(5, 16), dim=-1)}
+    id_table = torch.nn.functional.normalize(fused.item_embedding.weight, dim=-1)
+    items = fused.all_items
+    fused_p = fused._log_probs(vectors, items, id_table).exp()
+    fused.image_fusion = False
+    id_p = fused._log_probs(vectors, items, id_table).exp()
+    no_image = ~fused.image_mask[items]
+    assert 0 < no_image.sum() < len(items)
+    # each item without an image keeps exactly its ID probability; imaged items share the same total mass
+    assert torch.allclose(fused_p[:, no_image], id_p[:, no_image], atol=1e-7)
+    assert torch.allclose(fused_p[:, ~no_image].sum(1), id_p[:, ~no_image].sum(1), atol=1e-5)
+    assert torch.allclose(fused_p.sum(1), torch.ones(5), atol=1e-5)
+
+
+def test_no_images_runs_id_only_with_one_warning(abxi_slice_dir, caplog):
+    with caplog.at_level(logging.WARNING):
+        _, _, model = build(abxi_slice_dir)
+    assert not model.image_fusion and model.n_encoders == 3
+    assert sum("image branch off" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_scores_rank_only_within_each_items_domain(abxi_slice_dir):
+    config, data, model = build(abxi_slice_dir)
+    model.eval()
+    seq_field, len_field = data.iid_field + config["LIST_SUFFIX"], config["ITEM_LIST_LENGTH_FIELD"]
+    from recbole.data.interaction import Interaction
+    cases = data.eval_cases("test")
+    seq = torch.zeros(4, config["MAX_ITEM_LIST_LENGTH"], dtype=torch.long)
+    for i in range(4):
+        h = torch.as_tensor(cases.histories[i][-47:])
+        seq[i, : len(h)] = h
+    with torch.no_grad():
+        scores = model.full_sort_predict(Interaction({seq_field: seq, len_field: (seq > 0).sum(1)}))
+    assert torch.isinf(scores[:, 0]).all()
+    # per target domain: own-domain branch + l1 * other branch (both softmaxes over that domain's items)
+    # + l2 * the merged branch's all-item softmax restricted to the domain
+    for d in (0, 1):
+        items = model.domain_items(d)
+        total = scores[:, items].sum(1)
+        assert ((total > 1 + model.lambda1 - 1e-4) & (total < 1 + model.lambda1 + model.lambda2 + 1e-4)).all()
+
+
+def test_feature_store_rejects_bad_files(tmp_path):
+    path = tmp_path / "d.image.npz"
+    save_features(path, ["a", "b"], np.ones((2, 4)), np.array([True, False]), {})
+    token2id = {"[PAD]": 0, "a": 1, "b": 2}
+    vectors, mask, meta = load_aligned(path, token2id, 3)
+    assert mask.tolist() == [False, True, False] and meta["dim"] == 4
+    with pytest.raises(FeatureStoreError, match="dimension 4, expected 8"):
+        load_aligned(path, token2id, 3, dim=8)
+    with pytest.raises(FeatureStoreError, match="unknown item tokens"):
+        load_aligned(path, {"[PAD]": 0, "a": 1}, 2)
+    with pytest.raises(FeatureStoreError, match="NaN or inf"):
+        save_features(path, ["a"], np.array([[np.nan, 0, 0, 0]]), np.array([True]), {})
