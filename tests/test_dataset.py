@@ -1,0 +1,70 @@
+"""CrossDomainSequentialDataset: views of the real data and one-line errors for broken atomic files."""
+import numpy as np
+import pytest
+
+from recbole_ifcdsr.data.dataset import DatasetError
+
+from conftest import load
+
+ITEM_HEADER = "item_id:token\tdomain:token\tdomain_name:token\ttitle:token_seq\n"
+INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
+
+
+def write(root, items: str, inter: str):
+    (root / "fk_abxi").mkdir(parents=True, exist_ok=True)
+    (root / "fk_abxi" / "fk_abxi.item").write_text(ITEM_HEADER + items)
+    (root / "fk_abxi" / "fk_abxi.inter").write_text(INTER_HEADER + inter)
+    return root
+
+
+ITEMS = "a\tX\tGrocery\t\nb\tX\tGrocery\t\nc\tY\tKitchen\t\nd\tY\tKitchen\t\n"
+
+
+def test_interacted_item_without_a_row_is_named(tmp_path):
+    write(tmp_path, ITEMS, "u1\ta\t1\nu1\tc\t2\nu1\tzzz\t3\n")
+    with pytest.raises(DatasetError, match=r"fk_abxi\.item: 1 interacted items have no row \(no domain\), e\.g\. \['zzz'\]"):
+        load("SASRec", "fk_abxi", data_path=str(tmp_path))
+
+
+def test_empty_domain_is_named(tmp_path):
+    write(tmp_path, "a\tX\tGrocery\t\nb\tX\tGrocery\t\n", "u1\ta\t1\nu1\tb\t2\nu1\ta\t3\n")
+    with pytest.raises(DatasetError, match=r"fk_abxi\.item: domain Y has no items"):
+        load("SASRec", "fk_abxi", data_path=str(tmp_path))
+
+
+def test_bad_domain_value_is_named(tmp_path):
+    write(tmp_path, ITEMS + "e\tZ\tOther\t\n", "u1\ta\t1\nu1\tc\t2\nu1\tb\t3\n")
+    with pytest.raises(DatasetError, match=r"field 'domain' must be X or Y, found \['Z'\]"):
+        load("SASRec", "fk_abxi", data_path=str(tmp_path))
+
+
+def test_split_user_rows_are_rejected(tmp_path):
+    write(tmp_path, ITEMS, "u1\ta\t1\nu2\tc\t2\nu1\tb\t3\nu2\td\t4\nu2\ta\t5\nu1\tc\t6\n")
+    with pytest.raises(DatasetError, match=r"rows of user 'u\d' are not contiguous"):
+        load("SASRec", "fk_abxi", data_path=str(tmp_path))
+
+
+def test_file_order_is_kept_and_views_are_consistent(tmp_path):
+    # equal timestamps: file order decides (ABXI), nothing is re-sorted
+    write(tmp_path, ITEMS, "u1\tc\t5\nu1\ta\t5\nu1\td\t5\nu1\tb\t5\n")
+    config, data = load("SASRec", "fk_abxi", data_path=str(tmp_path), MAX_ITEM_LIST_LENGTH=3)
+    token = data.field2id_token["item_id"]
+    assert token[data.sequences[0][1]].tolist() == ["c", "a", "d", "b"]
+    assert token[data.eval_cases("test").targets].tolist() == ["b"]
+    assert data.eval_cases("test").counts() == {"X": 1, "Y": 0}
+    assert data.eval_cases("valid").counts() == {"X": 0, "Y": 1}
+    view = data.recbole_train_dataset().inter_feat  # RecBole's prefix view of the train part ['c', 'a']
+    assert token[view["item_id"].numpy()].tolist() == ["a"]
+    assert token[view["item_id_list"][0, :1].numpy()].tolist() == ["c"]
+    whole = data.sequence_train_dataset().inter_feat
+    assert token[whole["item_id_list"][0, :2].numpy()].tolist() == ["c", "a"]
+    assert data.train_item_counts()[data.field2token_id["item_id"]["c"]] == 1
+
+
+def test_recbole_view_of_real_data_has_one_instance_per_prefix(abxi):
+    _, data = abxi
+    view = data.recbole_train_dataset().inter_feat
+    assert len(view) == sum(len(s) - 1 for s in data.train_sequences)
+    lengths = view["item_length"].numpy()
+    assert lengths.max() <= 47 and lengths.min() == 1
+    assert np.all(view["item_id_list"][:, 0].numpy() > 0)
