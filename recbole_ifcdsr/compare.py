@@ -71,6 +71,8 @@ def summarise(results: list[dict]) -> dict:
             "seeds": [r["seed"] for r in runs],
             "epochs_run": [r["epochs_run"] for r in runs],
             "train_seconds": mean_std([r["train_seconds"] for r in runs]),
+            "train_cpu_seconds": mean_std([r["train_cpu_seconds"] for r in runs])
+            if all(r.get("train_cpu_seconds") is not None for r in runs) else None,
             "wall_seconds": mean_std([r["wall_seconds"] for r in runs]),
             "best_epoch": [r["best_epoch"] for r in runs],
         }}
@@ -91,8 +93,8 @@ def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str 
     """Rows = models; columns = domain x metric, 'mean ± std' in percent; best mean per column in bold."""
     columns = [(d, m) for d in DOMAINS for m in metrics]
     best = {c: max(summary[mod][protocol][split][c[0]][c[1]][0] for mod in summary) for c in columns}
-    head = "| model | " + " | ".join(f"{domain_names.get(d, d)} {m}" for d, m in columns) + " | epochs | train s |"
-    lines = [head, "|" + "---|" * (len(columns) + 3)]
+    head = "| model | " + " | ".join(f"{domain_names.get(d, d)} {m}" for d, m in columns) + " | epochs | train s (CPU) | wall s |"
+    lines = [head, "|" + "---|" * (len(columns) + 4)]
     for model, entry in summary.items():
         cells = []
         for c in columns:
@@ -100,8 +102,9 @@ def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str 
             text = f"{100 * mean:.2f} ± {100 * std:.2f}"
             cells.append(f"**{text}**" if mean == best[c] else text)
         runs = entry["_runs"]
+        cpu = "-" if runs["train_cpu_seconds"] is None else f"{runs['train_cpu_seconds'][0]:.0f}"
         epochs = ",".join(str(e) for e in runs["epochs_run"])
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {runs['train_seconds'][0]:.0f} |")
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {runs['train_seconds'][0]:.0f} ({cpu}) | {runs['wall_seconds'][0]:.0f} |")
     return "\n".join(lines)
 
 

@@ -104,6 +104,7 @@ def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_d
         "epochs_run": run["epochs_run"],
         "stop_reason": run["stop_reason"],
         "train_seconds": run["train_seconds"],
+        "train_cpu_seconds": run["train_cpu_seconds"],
         "eval_seconds": run["eval_seconds"],
         "wall_seconds": round(time.time() - wall_start, 2),
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, torch {torch.__version__}, device {config['device']}",
