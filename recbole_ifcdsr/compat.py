@@ -6,11 +6,10 @@ on ``import recbole_ifcdsr``; it is idempotent.
 from __future__ import annotations
 
 import os
-import sys
 import types
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -76,14 +75,6 @@ def _switch_anomaly_detection_off() -> None:
     torch.autograd.set_detect_anomaly(False)
 
 
-def _keep_ray_off_our_paths() -> None:
-    # Patch 3. recbole.quick_start imports ray at module load (for its hyper-parameter tuning helpers);
-    # ray 2.6.3 needs pkg_resources and costs seconds of start-up. Our code never imports
-    # recbole.quick_start, so nothing is patched here: this function only asserts the rule in debug runs.
-    # Upstream: RecBole 1.2.1 recbole/quick_start/quick_start.py (top-level `from ray import tune`).
-    return None
-
-
 def _quiet_known_pandas_warning() -> None:
     # Patch 4 (cosmetic). RecBole 1.2.1 dataset.py _fill_nan calls feat[field].fillna(..., inplace=True)
     # on a column; pandas 2.x warns that this stops working under copy-on-write (pandas 3). With the
@@ -93,11 +84,6 @@ def _quiet_known_pandas_warning() -> None:
                             category=FutureWarning, module="recbole.data.dataset.dataset")
 
 
-def imported_heavy_modules(names: Iterable[str] = ("ray", "recbole.quick_start")) -> list[str]:
-    """Modules from ``names`` that are already imported (a test checks ours never pull ray in)."""
-    return [n for n in names if n in sys.modules]
-
-
 def apply() -> None:
     """Apply all patches once."""
     global _APPLIED
@@ -105,6 +91,8 @@ def apply() -> None:
         return
     _patch_checkpoint_loading()
     _switch_anomaly_detection_off()
-    _keep_ray_off_our_paths()
+    # Patch 3 needs no code: recbole.quick_start imports ray at module load (ray 2.6.3 needs
+    # pkg_resources and seconds of start-up; RecBole 1.2.1 quick_start.py, no upstream issue found),
+    # so this package never imports recbole.quick_start. tests/test_compat.py holds that rule.
     _quiet_known_pandas_warning()
     _APPLIED = True
