@@ -76,3 +76,25 @@ def test_cli_end_to_end_on_a_real_slice(abxi_slice_dir, tmp_path):
     assert out["config"]["MAX_ITEM_LIST_LENGTH"] == 47
     assert "| sampled | test | Grocery |" in done.stderr + done.stdout
     assert (tmp_path / "saved" / "GRU4Rec-fk_abxi-seed7-last.pth").is_file()
+
+
+def test_resume_continues_from_the_last_checkpoint(abxi_slice_dir, tmp_path):
+    from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
+
+    common = {"data_path": str(abxi_slice_dir), "checkpoint_dir": str(tmp_path), "show_progress": False,
+              "state": "WARNING", "seed": 3, "cdsr_selection": {"mode": "joint", "metric": "MRR", "improve": "ge",
+                                                                "warmup_epochs": 0, "patience": 61}}
+    first = run_recbole_ifcdsr("GRU4Rec", "fk_abxi", config_dict={**common, "epochs": 1}, saved=True)
+    assert first["epochs_run"] == 1
+    second = run_recbole_ifcdsr("GRU4Rec", "fk_abxi", config_dict={**common, "epochs": 2, "resume": True}, saved=True)
+    assert second["epochs_run"] == 2
+    # epoch 0 was not trained again: its validation result is carried over from the first run unchanged
+    assert second["train_seconds"] >= first["train_seconds"]
+    state = __import__("recbole_ifcdsr.compat", fromlist=["load_checkpoint"]).load_checkpoint(
+        tmp_path / "GRU4Rec-fk_abxi-seed3-last.pth")
+    assert [h["epoch"] for h in state["history"]] == [0, 1]
+    assert state["history"][0]["valid"] == first_valid(first)
+
+
+def first_valid(result):
+    return {p: {d: result[p]["valid"][d] for d in ("X", "Y")} for p in ("sampled", "full")}
