@@ -128,12 +128,16 @@ class CrossDomainSequentialDataset(Dataset):
             raise DatasetError(f"{self.dataset_path}: sequence '{token}' is too short for recipe {self.recipe} (< {min_len} items)")
 
     # ---- views ---------------------------------------------------------------------------------
+    def _train_rows(self) -> list:
+        """(internal user id, training sequence) pairs, as the recipe splits them."""
+        if self.recipe == "leave_one_out":
+            return [(u, seq[:-2]) for u, seq, _ in self.sequences]
+        return [(u, seq) for u, seq, split in self.sequences if split == 0]
+
     @property
     def train_sequences(self) -> list:
         """Training sequences (int64 arrays of internal item ids, oldest first)."""
-        if self.recipe == "leave_one_out":
-            return [seq[:-2] for _, seq, _ in self.sequences]
-        return [seq for _, seq, split in self.sequences if split == 0]
+        return [seq for _, seq in self._train_rows()]
 
     def eval_cases(self, split: str) -> EvalCases:
         """Evaluation cases of ``split`` ('valid' or 'test') as the recipe defines them."""
@@ -181,7 +185,7 @@ class CrossDomainSequentialDataset(Dataset):
         seq_field = self.iid_field + self.config["LIST_SUFFIX"]
         len_field = self.config["ITEM_LIST_LENGTH_FIELD"]
         rows_user, rows_target, rows_len, rows_hist = [], [], [], []
-        for (u, _, _), seq in zip(self._train_owner_rows(), self.train_sequences):
+        for u, seq in self._train_rows():
             for i in range(1, len(seq)):
                 hist = seq[max(0, i - max_len) : i]
                 rows_user.append(u), rows_target.append(seq[i]), rows_len.append(len(hist)), rows_hist.append(hist)
@@ -209,7 +213,7 @@ class CrossDomainSequentialDataset(Dataset):
         seq_field = self.iid_field + self.config["LIST_SUFFIX"]
         len_field = self.config["ITEM_LIST_LENGTH_FIELD"]
         owners, rows = [], []
-        for (u, _, _), seq in zip(self._train_owner_rows(), self.train_sequences):
+        for u, seq in self._train_rows():
             if len(seq) >= 2:
                 owners.append(u), rows.append(seq[-width:])
         item_list = np.zeros((len(rows), width), dtype=np.int64)
@@ -225,11 +229,6 @@ class CrossDomainSequentialDataset(Dataset):
         self.set_field_property(seq_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, width)
         self.set_field_property(len_field, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
         return self.copy(inter)
-
-    def _train_owner_rows(self) -> list:
-        if self.recipe == "leave_one_out":
-            return self.sequences
-        return [s for s in self.sequences if s[2] == 0]
 
     def summary(self) -> str:
         """One line per split: sequences and cases per domain."""

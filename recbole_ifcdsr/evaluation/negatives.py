@@ -12,8 +12,6 @@ draw reproduces LLMCDSR's lists bit for bit.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
 from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset, EvalCases
@@ -52,7 +50,7 @@ class NegativeSampler:
             if self.rng_kind == "legacy":
                 state = np.random.RandomState(self.seed)
                 for name in ("valid", "test"):  # valid first, then test, as LLMCDSR does
-                    self._fixed[name] = self._draw(self.dataset.eval_cases(name), self._legacy_draw(state))
+                    self._fixed[name] = self._draw_legacy(self.dataset.eval_cases(name), state)
             else:
                 rng = np.random.default_rng([self.seed, 0])
                 for name in ("valid", "test"):
@@ -101,19 +99,13 @@ class NegativeSampler:
             active = active[count[active] < self.num]
         return picks
 
-    def _draw(self, cases: EvalCases, draw: Callable) -> np.ndarray:
+    def _draw_legacy(self, cases: EvalCases, state: np.random.RandomState) -> np.ndarray:
+        """LLMCDSR's draw, case by case: choice(sorted(domain - {target}), num, replace=False)."""
         out = np.empty((len(cases), self.num), dtype=np.int64)
         for i in range(len(cases)):
             pool = self.dataset.domain_items[cases.target_domains[i]]
-            banned = cases.seen[i] if self.exclude == "sequence" else cases.targets[i : i + 1]
-            out[i] = draw(pool, banned, cases.targets[i])
-        return out
-
-    def _legacy_draw(self, state: np.random.RandomState) -> Callable:
-        def draw(pool: np.ndarray, banned: np.ndarray, target: int) -> np.ndarray:
-            allowed = pool[pool != target]
+            allowed = pool[pool != cases.targets[i]]
             if len(allowed) < self.num:
                 raise ValueError(f"domain pool of {len(allowed)} items is smaller than {self.num} negatives")
-            return state.choice(allowed, self.num, replace=False)
-
-        return draw
+            out[i] = state.choice(allowed, self.num, replace=False)
+        return out
