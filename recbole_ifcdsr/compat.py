@@ -84,11 +84,25 @@ def _quiet_known_pandas_warning() -> None:
                             category=FutureWarning, module="recbole.data.dataset.dataset")
 
 
+def _restore_numpy_aliases_for_recbole() -> None:
+    # Patch 5. RecBole 1.2.1's Config.compatibility_settings() runs ``np.float = np.float_`` (and
+    # np.complex_, np.unicode_); NumPy 2 removed those three aliases, so every Config() raises
+    # AttributeError. Upstream: RUCAIBox/RecBole#2203 ("Fix numpy 2 compat"), not in a release.
+    # setup.cfg pins numpy<2 for pip installs; this keeps the package usable where an image ships
+    # NumPy 2 (GPU images). Each alias is set only if missing, to the type NumPy 1.x gave it.
+    import numpy as np
+
+    for name, value in (("float_", np.float64), ("complex_", np.complex128), ("unicode_", np.str_)):
+        if name not in np.__dict__:
+            setattr(np, name, value)
+
+
 def apply() -> None:
     """Apply all patches once."""
     global _APPLIED
     if _APPLIED:
         return
+    _restore_numpy_aliases_for_recbole()
     _patch_checkpoint_loading()
     _switch_anomaly_detection_off()
     # Patch 3 needs no code: recbole.quick_start imports ray at module load (ray 2.6.3 needs

@@ -55,3 +55,17 @@ def test_our_paths_do_not_import_ray():
     code = ("import sys, recbole_ifcdsr; import recbole_ifcdsr.quick_start, recbole_ifcdsr.compare, "
             "recbole_ifcdsr.trainer; print('ray' in sys.modules, 'recbole.quick_start' in sys.modules)")
     assert _run(code) == "False False"
+
+
+def test_recbole_config_survives_numpy2_alias_removal(monkeypatch):
+    """NumPy 2 dropped np.float_/complex_/unicode_, which RecBole's Config assigns on every init."""
+    import numpy as np
+    from recbole.config.configurator import Config as RecBoleConfig
+
+    for name in ("float_", "complex_", "unicode_"):
+        monkeypatch.delattr(np, name, raising=False)
+    with pytest.raises(AttributeError):
+        RecBoleConfig.compatibility_settings(object())
+    compat._restore_numpy_aliases_for_recbole()
+    RecBoleConfig.compatibility_settings(object())
+    assert np.float_ is np.float64 and np.complex_ is np.complex128 and np.unicode_ is np.str_

@@ -135,3 +135,42 @@ def test_feature_store_rejects_bad_files(tmp_path):
         load_aligned(path, {"[PAD]": 0, "a": 1}, 2)
     with pytest.raises(FeatureStoreError, match="NaN or inf"):
         save_features(path, ["a"], np.array([[np.nan, 0, 0, 0]]), np.array([True]), {})
+
+
+def _compare_devices(with_images, device: str) -> None:
+    """Same weights on CPU and ``device``: same loss and scores; steps on ``device`` lower the loss and
+    leave the image table as it was."""
+    from recbole.data.interaction import Interaction
+
+    config, data, model = build(with_images, temperature=0.1, hidden_dropout_prob=0.0, attn_dropout_prob=0.0)
+    batch = a_batch(config, data)
+    sequences = batch[model.ITEM_SEQ][:, :-1]  # training rows are one wider than the model's input
+    histories = Interaction({model.ITEM_SEQ: sequences, model.ITEM_SEQ_LEN: (sequences > 0).sum(1)})
+    cpu_loss = model.calculate_loss(batch).item()
+    model.eval()
+    with torch.no_grad():
+        cpu_scores = model.full_sort_predict(histories)
+    model = model.to(device)
+    image_before = model.image_table.clone()
+    with torch.no_grad():
+        device_scores = model.full_sort_predict(histories.to(device)).cpu()
+    finite = torch.isfinite(cpu_scores)
+    assert torch.equal(finite, torch.isfinite(device_scores))
+    assert torch.allclose(cpu_scores[finite], device_scores[finite], atol=1e-4)
+    model.train()
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(4):
+        optimiser.zero_grad()
+        loss = model.calculate_loss(batch.to(device))
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert abs(losses[0] - cpu_loss) < 1e-3 * max(1.0, abs(cpu_loss))
+    assert losses[-1] < losses[0]
+    assert torch.equal(model.image_table, image_before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)")
+def test_cuda_matches_cpu_and_trains(with_images):
+    _compare_devices(with_images, "cuda")
