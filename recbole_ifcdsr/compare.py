@@ -1,19 +1,24 @@
 """Side-by-side grid: models x seeds on one dataset, each cell a separate run of the main CLI.
 
 python -m recbole_ifcdsr.compare --dataset=fk_abxi --models=Pop,GRU4Rec,SASRec,SRGNN --seeds=3
-    [--config_files=a.yaml,b.yaml] [--out=results/fk_abxi] [--any_config_key=value]
+    [--config_files=a.yaml,b.yaml] [--out=results/fk_abxi] [--jobs=1] [--any_config_key=value]
+
+A model entry may carry its own settings and a row label, so variants of one model sit in one table:
+``IFCDSR:multiple_attention=False`` or ``IFCDSR-single=IFCDSR:multiple_attention=False``.
 
 Each cell runs in its own process (a crash fails one cell, not the grid) and writes
-``<out>/<model>-seed<k>.json``; a cell whose JSON exists with the same requested settings is
-reused, so an interrupted grid resumes. The summary (mean and population std over seeds, per
+``<out>/<label>-seed<k>.json``; a cell whose JSON exists with the same requested settings is
+reused, so an interrupted grid resumes. ``--jobs`` runs that many cells at once (a GPU machine
+with many cores; on a 2-core CPU keep 1). The summary (mean and population std over seeds, per
 protocol, domain and metric) goes to ``<out>/summary.md`` and ``<out>/summary.json``.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import hashlib
 import json
-import os
+import re
 import subprocess
 import sys
 import time
@@ -25,21 +30,58 @@ DOMAINS = ("X", "Y")
 TABLE_METRICS = ("MRR", "NDCG@10", "HR@10")
 
 
-def cell_request(model: str, dataset: str, seed: int, config_files: list[str], overrides: list[str]) -> dict:
+class ModelSpecError(ValueError):
+    """A --models entry that cannot be read."""
+
+
+def parse_model_spec(spec: str) -> tuple[str, str, list[str]]:
+    """``[label=]Model[:key=value...]`` -> (row label, model name, ``--key=value`` overrides)."""
+    head, *settings = spec.split(":")
+    label, _, model = head.rpartition("=")
+    if not model:
+        raise ModelSpecError(f"model entry '{spec}': no model name")
+    overrides = []
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            raise ModelSpecError(f"model entry '{spec}': '{setting}' is not key=value")
+        overrides.append(f"--{key}={value}")
+    return label or spec, model, overrides
+
+
+def file_stem(label: str) -> str:
+    """A row label as a safe file-name stem."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_")
+
+
+def cell_request(model: str, dataset: str, seed: int, config_files: list[str], overrides: list[str],
+                 label: str | None = None) -> dict:
     """What defines a cell; its hash decides whether a stored result can be reused."""
     files = {f: hashlib.sha256(Path(f).read_bytes()).hexdigest()[:16] for f in config_files}
-    return {"model": model, "dataset": dataset, "seed": seed, "config_files": files, "overrides": sorted(overrides)}
+    request = {"model": model, "dataset": dataset, "seed": seed, "config_files": files, "overrides": sorted(overrides)}
+    if label and label != model:
+        request["label"] = label
+    return request
+
+
+def row_label(record: dict) -> str:
+    """The table row of a cell request or result: its label, else its model name."""
+    return record.get("label", record["model"])
+
+
+def cell_path(out_dir: Path, request: dict, suffix: str) -> Path:
+    return out_dir / f"{file_stem(row_label(request))}-seed{request['seed']}{suffix}"
 
 
 def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: list[str]) -> tuple[bool, str]:
     """Run one cell through run_recbole_ifcdsr.py unless an identical finished run is stored."""
-    result_path = out_dir / f"{request['model']}-seed{request['seed']}.json"
+    result_path = cell_path(out_dir, request, ".json")
     if result_path.is_file():
         stored = json.loads(result_path.read_text())
         if stored.get("cell_request") == request:
             return True, "reused"
-    log_path = out_dir / f"{request['model']}-seed{request['seed']}.log"
-    tmp_result = out_dir / f"{request['model']}-seed{request['seed']}.partial.json"
+    log_path = cell_path(out_dir, request, ".log")
+    tmp_result = cell_path(out_dir, request, ".partial.json")
     command = [sys.executable, str(Path(__file__).resolve().parents[1] / "run_recbole_ifcdsr.py"),
                f"--model={request['model']}", f"--dataset={request['dataset']}", f"--seed={request['seed']}",
                f"--results_file={tmp_result}", "--show_progress=False", *overrides]
@@ -51,7 +93,10 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
         return False, f"exit code {code}, see {log_path}"
     result = json.loads(tmp_result.read_text())
     result["cell_request"] = request
-    result_path.write_text(json.dumps(result, indent=2))
+    result["label"] = row_label(request)
+    staged = cell_path(out_dir, request, ".json.tmp")
+    staged.write_text(json.dumps(result, indent=2))
+    staged.replace(result_path)
     tmp_result.unlink()
     return True, "ran"
 
@@ -65,8 +110,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 def summarise(results: list[dict]) -> dict:
     """{model: {protocol: {split: {domain: {metric: [mean, std, n]}}}, '_runs': {...}}}."""
     summary: dict = {}
-    for model in dict.fromkeys(r["model"] for r in results):
-        runs = [r for r in results if r["model"] == model]
+    for model in dict.fromkeys(row_label(r) for r in results):
+        runs = [r for r in results if row_label(r) == model]
         entry: dict = {"_runs": {
             "seeds": [r["seed"] for r in runs],
             "epochs_run": [r["epochs_run"] for r in runs],
@@ -115,21 +160,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
     parser.add_argument("--config_files", default="")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--jobs", type=int, default=1, help="cells run at once")
     args, overrides = parser.parse_known_args(argv)
     config_files = [f for f in args.config_files.split(",") if f]
     out_dir = Path(args.out or f"results/{args.dataset}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    results, failed = [], []
-    for model in [m for m in args.models.split(",") if m]:
+    try:
+        specs = [parse_model_spec(m) for m in args.models.split(",") if m]
+    except ModelSpecError as error:
+        parser.error(str(error))
+    cells = []
+    for label, model, own in specs:
         for seed in range(args.seeds):
-            request = cell_request(model, args.dataset, seed, config_files, overrides)
-            start = time.time()
-            ok, how = run_cell(request, out_dir, config_files, overrides)
-            print(f"[{time.strftime('%H:%M:%S')}] {model} seed {seed}: {how} ({time.time() - start:.0f}s)", flush=True)
-            if ok:
-                results.append(json.loads((out_dir / f"{model}-seed{seed}.json").read_text()))
-            else:
-                failed.append(f"{model} seed {seed}: {how}")
+            cells.append((cell_request(model, args.dataset, seed, config_files, overrides + own, label), overrides + own))
+
+    def run(cell):
+        start = time.time()
+        ok, how = run_cell(cell[0], out_dir, config_files, cell[1])
+        print(f"[{time.strftime('%H:%M:%S')}] {row_label(cell[0])} seed {cell[0]['seed']}: {how} "
+              f"({time.time() - start:.0f}s)", flush=True)
+        return ok, how
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        outcomes = list(pool.map(run, cells))
+    results, failed = [], []
+    for (request, _), (ok, how) in zip(cells, outcomes):
+        if ok:
+            results.append(json.loads(cell_path(out_dir, request, ".json").read_text()))
+        else:
+            failed.append(f"{row_label(request)} seed {request['seed']}: {how}")
     if not results:
         print("no cell finished", file=sys.stderr)
         return 1
