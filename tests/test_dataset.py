@@ -68,3 +68,27 @@ def test_recbole_view_of_real_data_has_one_instance_per_prefix(abxi):
     lengths = view["item_length"].numpy()
     assert lengths.max() <= 47 and lengths.min() == 1
     assert np.all(view["item_id_list"][:, 0].numpy() > 0)
+
+
+def _unpack_in_child(directory: str) -> None:
+    from recbole_ifcdsr.data.packing import unpack_if_needed
+    unpack_if_needed(directory)
+
+
+def test_concurrent_first_use_unpacks_once_per_process_without_clashing(tmp_path):
+    """Grid cells start together and all unpack the shipped .gz: none may fail, the result is whole."""
+    import gzip
+    import multiprocessing
+
+    rows = "".join(f"u{i}\ti{i % 997}\n" for i in range(400_000)).encode()
+    with gzip.open(tmp_path / "d.inter.gz", "wb") as f:
+        f.write(rows)
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=_unpack_in_child, args=(str(tmp_path),)) for _ in range(4)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+    assert [c.exitcode for c in children] == [0, 0, 0, 0]
+    assert (tmp_path / "d.inter").read_bytes() == rows
+    assert not list(tmp_path.glob("*.tmp"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 PACKED_SUFFIXES = (".inter", ".item")
@@ -41,9 +42,15 @@ def unpack_if_needed(directory: str | os.PathLike) -> list[Path]:
             continue
         if plain.exists() and plain.stat().st_mtime >= packed.stat().st_mtime:
             continue
-        tmp = plain.with_name(plain.name + ".tmp")
-        with gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        os.replace(tmp, plain)
+        # A temp name of its own per process: grid cells started together all unpack on first use;
+        # each writes a complete copy and renames it into place (same bytes, atomic).
+        handle, tmp = tempfile.mkstemp(dir=directory, prefix=plain.name + ".", suffix=".tmp")
+        try:
+            with gzip.open(packed, "rb") as src, os.fdopen(handle, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(tmp, plain)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         written.append(plain)
     return written
