@@ -19,12 +19,15 @@ import concurrent.futures
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from recbole_ifcdsr import report
 
 DOMAINS = ("X", "Y")
 TABLE_METRICS = ("MRR", "NDCG@10", "HR@10")
@@ -134,8 +137,9 @@ def summarise(results: list[dict]) -> dict:
 
 
 def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str = "test",
-                   metrics: tuple = TABLE_METRICS) -> str:
-    """Rows = models; columns = domain x metric, 'mean ± std' in percent; best mean per column in bold."""
+                   metrics: tuple = TABLE_METRICS, anchor: dict | None = None) -> str:
+    """Rows = models; columns = domain x metric, 'mean ± std' in percent; best mean per column in bold;
+    the published anchor (if it reports this protocol and split) as a last, italic row."""
     columns = [(d, m) for d in DOMAINS for m in metrics]
     best = {c: max(summary[mod][protocol][split][c[0]][c[1]][0] for mod in summary) for c in columns}
     head = "| model | " + " | ".join(f"{domain_names.get(d, d)} {m}" for d, m in columns) + " | epochs | train s (CPU) | wall s |"
@@ -150,7 +154,31 @@ def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str 
         cpu = "-" if runs["train_cpu_seconds"] is None else f"{runs['train_cpu_seconds'][0]:.0f}"
         epochs = ",".join(str(e) for e in runs["epochs_run"])
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {runs['train_seconds'][0]:.0f} ({cpu}) | {runs['wall_seconds'][0]:.0f} |")
+    if anchor and anchor["protocol"] == protocol and anchor["split"] == split:
+        lines.append(report.anchor_row(anchor, columns))
     return "\n".join(lines)
+
+
+def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict], failed: list[str],
+                  anchor: dict | None) -> str:
+    """summary.json / .csv / .md / .png in ``out_dir``; returns the Markdown."""
+    summary = summarise(results)
+    domain_names = results[0]["domains"]
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    report.write_csv(summary, domain_names, out_dir / "summary.csv")
+    report.plot(summary, domain_names, out_dir / "summary.png", anchor=anchor,
+                title=f"{dataset}: test MRR, mean ± std over seeds")
+    parts = [f"Produced on {time.strftime('%Y-%m-%d')} by `{command}`; test split, mean ± std (population) over "
+             f"seeds, percent; best mean per column in bold.", ""]
+    if anchor:
+        parts += [f"Published anchor ({anchor['protocol']} protocol): *{anchor['label']}*, {anchor['source']}", ""]
+    for protocol in results[0]["protocols"]:
+        parts += [f"**{protocol} protocol**", "", markdown_table(summary, domain_names, protocol, anchor=anchor), ""]
+    if failed:
+        parts += ["Failed cells:", ""] + [f"- {f}" for f in failed] + [""]
+    markdown = "\n".join(parts)
+    (out_dir / "summary.md").write_text(f"# {dataset}\n\n{markdown}")
+    return markdown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,7 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config_files", default="")
     parser.add_argument("--out", default=None)
     parser.add_argument("--jobs", type=int, default=1, help="cells run at once")
+    parser.add_argument("--protocols", default=None, help="sampled,full (default: the config's 'protocol', both)")
+    parser.add_argument("--anchors", default=str(report.ANCHORS_FILE), help="YAML of published numbers per dataset")
+    parser.add_argument("--readme", default=None,
+                        help="also fill the README block <!-- results:KEY:start/end --> (KEY = --readme_key or the dataset)")
+    parser.add_argument("--readme_key", default=None)
     args, overrides = parser.parse_known_args(argv)
+    command = "python -m recbole_ifcdsr.compare " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.protocols:
+        wanted = set(args.protocols.split(","))
+        if not wanted or not wanted <= {"sampled", "full"}:
+            parser.error(f"--protocols={args.protocols}: use sampled, full or sampled,full")
+        overrides.append("--protocol=" + ("both" if len(wanted) == 2 else wanted.pop()))
     config_files = [f for f in args.config_files.split(",") if f]
     out_dir = Path(args.out or f"results/{args.dataset}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -192,19 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print("no cell finished", file=sys.stderr)
         return 1
-    summary = summarise(results)
-    domain_names = results[0]["domains"]
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    parts = [f"# {args.dataset}: test split, mean ± std over seeds (percent)\n",
-             f"Command: `python -m recbole_ifcdsr.compare --dataset={args.dataset} --models={args.models} "
-             f"--seeds={args.seeds}" + (f" --config_files={args.config_files}" if config_files else "")
-             + (" " + " ".join(overrides) if overrides else "") + "`\n"]
-    for protocol in results[0]["protocols"]:
-        parts += [f"\n## {protocol} protocol\n", markdown_table(summary, domain_names, protocol), ""]
-    if failed:
-        parts += ["\n## Failed cells\n"] + [f"- {f}" for f in failed]
-    (out_dir / "summary.md").write_text("\n".join(parts) + "\n")
-    print("\n".join(parts))
+    markdown = write_outputs(out_dir, args.dataset, command, results, failed, report.load_anchors(args.dataset, args.anchors))
+    print(markdown)
+    print(f"written: {out_dir}/summary.md, summary.csv, summary.json, summary.png")
+    if args.readme:
+        key = args.readme_key or args.dataset
+        link = f"docs/results/{file_stem(key)}.png"  # relative to the README, committed beside it
+        figure = Path(args.readme).resolve().parent / link
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out_dir / "summary.png", figure)
+        report.replace_readme_block(args.readme, key, markdown + f"\n![{key}: test MRR per model]({link})\n")
+        print(f"README block '{key}' filled in {args.readme}; figure {figure}")
     return 0 if not failed else 3
 
 

@@ -37,3 +37,90 @@ def test_finished_cell_with_same_request_is_reused(tmp_path):
     assert run_cell(request, tmp_path, [], ["--epochs=1"]) == (True, "reused")
     changed = cell_request("Pop", "fk_abxi", 0, [], ["--epochs=2"])
     assert changed != request  # a different setting is a different cell and runs again
+
+
+def test_model_entries_carry_settings_and_labels():
+    from recbole_ifcdsr.compare import ModelSpecError, parse_model_spec
+
+    assert parse_model_spec("SASRec") == ("SASRec", "SASRec", [])
+    assert parse_model_spec("IFCDSR:multiple_attention=False") == (
+        "IFCDSR:multiple_attention=False", "IFCDSR", ["--multiple_attention=False"])
+    assert parse_model_spec("one=IFCDSR:temperature=1.0:n_layers=2") == (
+        "one", "IFCDSR", ["--temperature=1.0", "--n_layers=2"])
+    with pytest.raises(ModelSpecError, match="not key=value"):
+        parse_model_spec("IFCDSR:temperature")
+    with pytest.raises(ModelSpecError, match="no model name"):
+        parse_model_spec("label=")
+
+
+def test_csv_rows_are_exact(tmp_path):
+    from recbole_ifcdsr.report import write_csv
+
+    summary = summarise([fake_result("A", s, 0.1 * (s + 1), 0.05) for s in range(2)])
+    write_csv(summary, {"X": "Food", "Y": "Kitchen"}, tmp_path / "s.csv")
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert rows[0] == "model,protocol,split,domain,domain_name,metric,mean,std,n"
+    assert "A,sampled,test,X,Food,MRR,0.150000,0.050000,2" in rows
+    assert "A,sampled,valid,Y,Kitchen,HR@10,0.100000,0.000000,2" in rows
+    assert len(rows) == 1 + 2 * 2 * 3  # splits x domains x metrics
+
+
+def test_anchor_row_and_readme_block(tmp_path):
+    from recbole_ifcdsr.report import ReportError, load_anchors, replace_readme_block
+
+    anchors = tmp_path / "anchors.yaml"
+    anchors.write_text("d:\n  label: Paper\n  source: s\n  protocol: sampled\n  split: test\n  X: {MRR: 0.3}\n"
+                       "bad:\n  label: x\n")
+    anchor = load_anchors("d", anchors)
+    assert load_anchors("other", anchors) is None
+    with pytest.raises(ReportError, match="lacks source, protocol, split"):
+        load_anchors("bad", anchors)
+    summary = summarise([fake_result("A", 0, 0.1, 0.05)])
+    table = markdown_table(summary, {}, "sampled", anchor=anchor).splitlines()
+    assert table[-1].startswith("| *Paper* | *30.00* | - | - | - | - | - |")
+    assert "*Paper*" not in markdown_table(summary, {}, "sampled", split="valid", anchor=anchor)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:d:start -->\nold\n<!-- results:d:end -->\nafter\n")
+    replace_readme_block(readme, "d", "new table")
+    assert readme.read_text() == "intro\n<!-- results:d:start -->\nnew table\n<!-- results:d:end -->\nafter\n"
+    with pytest.raises(ReportError, match="no block"):
+        replace_readme_block(readme, "missing", "x")
+
+
+def test_grid_on_a_real_slice_resumes_after_a_kill(abxi_slice_dir, tmp_path):
+    """Two tiny models x two seeds through the real CLI; the grid is killed after its first cell and
+    run again: only the missing cells run, and the table, CSV, JSON and a readable PNG come out."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import matplotlib.image
+
+    out = tmp_path / "grid"
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:fk_abxi:start -->\n<!-- results:fk_abxi:end -->\n")
+    command = [sys.executable, "-m", "recbole_ifcdsr.compare", "--dataset=fk_abxi", "--seeds=2", f"--out={out}",
+               "--models=Pop,tiny=SASRec:hidden_size=8:inner_size=16:n_layers=1", "--protocols=sampled,full",
+               f"--data_path={abxi_slice_dir}", "--epochs=1", f"--checkpoint_dir={tmp_path / 'saved'}",
+               "--eval_batch_size=64", "--state=WARNING"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 120
+    while not (out / "Pop-seed0.json").exists():
+        assert first.poll() is None and time.time() < deadline, "grid ended or stalled before its first cell"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    finished = sorted(p.name for p in out.glob("*-seed?.json"))
+    second = subprocess.run(command + [f"--readme={readme}"], capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    reused = [line for line in second.stdout.splitlines() if ": reused" in line]
+    ran = [line for line in second.stdout.splitlines() if ": ran" in line]
+    assert len(reused) == len(finished) >= 1 and len(reused) + len(ran) == 4
+    for name in ("summary.md", "summary.csv", "summary.json"):
+        assert (out / name).stat().st_size > 0
+    assert matplotlib.image.imread(out / "summary.png").shape[2] in (3, 4)
+    text = readme.read_text()
+    assert "| tiny |" in text and "*ABXI (published)*" in text and "docs/results/fk_abxi.png" in text
+    assert (tmp_path / "docs" / "results" / "fk_abxi.png").is_file()
