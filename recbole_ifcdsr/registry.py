@@ -12,6 +12,7 @@ from recbole.model.abstract_recommender import AbstractRecommender, SequentialRe
 _OUR_MODELS = {
     "Pop": "recbole_ifcdsr.model.pop:Pop",
     "IFCDSR": "recbole_ifcdsr.model.ifcdsr:IFCDSR",
+    "LLMEMF": "recbole_ifcdsr.model.llmemf:LLMEMF",
 }
 
 

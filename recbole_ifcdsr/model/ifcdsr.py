@@ -42,6 +42,8 @@ from recbole_ifcdsr.features.store import feature_path, load_aligned
 from recbole_ifcdsr.model.abstract import X, Y, CrossDomainSequentialRecommender
 
 BRANCHES = {"x": X, "y": Y, "xy": None}
+FROZEN = {"img": "image", "txt": "text"}  # frozen modality -> name of its buffers, encoders and YAML key
+SWITCH = {"img": "image_fusion", "txt": "text_fusion"}  # the attribute that switches a modality on
 
 
 class SequenceEncoder(nn.Module):
@@ -81,10 +83,8 @@ class IFCDSR(CrossDomainSequentialRecommender):
         id_size = int(config["id_embedding_size"])
         self.item_embedding = nn.Embedding(self.n_items, id_size, padding_idx=0)
         self.id_encoders = nn.ModuleDict({b: SequenceEncoder(config, id_size, self.max_seq_length) for b in self.branch_names})
-        self.image_fusion = bool(config["image_fusion"]) and self._load_images(config, dataset)
-        if self.image_fusion:
-            dim = self.image_table.size(1)
-            self.image_encoders = nn.ModuleDict({b: SequenceEncoder(config, dim, self.max_seq_length) for b in self.branch_names})
+        self.frozen_modalities: list[str] = []  # feature tables loaded, in FROZEN order
+        self.image_fusion = self._add_frozen(config, dataset, "img", bool(config["image_fusion"]))
         # position of each item inside its domain's item list (for within-domain targets)
         position = torch.zeros(self.n_items, dtype=torch.long)
         for d in (X, Y):
@@ -96,20 +96,50 @@ class IFCDSR(CrossDomainSequentialRecommender):
         self.apply(self._init_weights)
 
     # ---- construction ------------------------------------------------------------------------
-    def _load_images(self, config, dataset) -> bool:
-        path = feature_path(config["data_path"], config["dataset"], config["image_feature"])
+    def _add_frozen(self, config, dataset, modality: str, wanted: bool) -> bool:
+        """Load a frozen feature table (buffers ``<name>_table``/``<name>_mask``) and give it one
+        encoder per branch; False (with one warning) when the store is missing or empty."""
+        if not wanted or not self._load_frozen(config, dataset, modality):
+            return False
+        name = FROZEN[modality]
+        dim = getattr(self, f"{name}_table").size(1)
+        encoders = nn.ModuleDict({b: SequenceEncoder(config, dim, self.max_seq_length) for b in self.branch_names})
+        setattr(self, f"{name}_encoders", encoders)
+        self.frozen_modalities.append(modality)
+        return True
+
+    def _load_frozen(self, config, dataset, modality: str) -> bool:
+        name = FROZEN[modality]
+        path = feature_path(config["data_path"], config["dataset"], config[f"{name}_feature"])
+        model = type(self).__name__
         if not path.is_file():
-            self.logger.warning(f"IFCDSR: no image features at {path}; image branch off (ID branches only)")
+            self.logger.warning(f"{model}: no {name} features at {path}; {name} branch off")
             return False
         vectors, mask, _ = load_aligned(path, dataset.field2token_id[dataset.iid_field], self.n_items)
         if not mask.any():
-            self.logger.warning(f"IFCDSR: {path} has no unmasked item; image branch off (ID branches only)")
+            self.logger.warning(f"{model}: {path} has no unmasked item; {name} branch off")
             return False
         table = F.normalize(torch.as_tensor(vectors), dim=1) * torch.as_tensor(mask).unsqueeze(1)
-        self.register_buffer("image_table", table)  # a buffer: frozen, never in the optimiser
-        self.register_buffer("image_mask", torch.as_tensor(mask))
-        self.logger.info(f"IFCDSR: image features for {int(mask.sum())} of {self.n_items - 1} items from {path}")
+        self.register_buffer(f"{name}_table", table)  # a buffer: frozen, never in the optimiser
+        self.register_buffer(f"{name}_mask", torch.as_tensor(mask))
+        self.logger.info(f"{model}: {name} features for {int(mask.sum())} of {self.n_items - 1} items from {path}")
         return True
+
+    def fusion_weights(self) -> dict:
+        """Weight of each probability in a branch: ``alpha`` for IDs, the rest for the image."""
+        return {"id": self.alpha, "img": 1 - self.alpha}
+
+    def active_modalities(self) -> list[str]:
+        """Frozen modalities loaded and switched on (``image_fusion`` / ``text_fusion``)."""
+        return [m for m in self.frozen_modalities if getattr(self, SWITCH[m])]
+
+    def _active_weights(self) -> dict:
+        """Fusion weights of the ID table and the active modalities, renormalised to sum to 1
+        (a modality without features drops out and the others keep their ratios)."""
+        weights = self.fusion_weights()
+        active = {k: float(weights[k]) for k in ["id", *self.active_modalities()] if weights[k] > 0}
+        total = sum(active.values())
+        return {k: v / total for k, v in active.items()}
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -122,29 +152,40 @@ class IFCDSR(CrossDomainSequentialRecommender):
 
     @property
     def n_encoders(self) -> int:
-        return len(self.id_encoders) + (len(self.image_encoders) if self.image_fusion else 0)
+        return len(self.id_encoders) + sum(len(getattr(self, f"{FROZEN[m]}_encoders")) for m in self.active_modalities())
 
     # ---- encoding ----------------------------------------------------------------------------
     def _encode(self, branch: str, item_seq: torch.Tensor, id_table: torch.Tensor) -> dict:
         """Normalised outputs at every position, per modality, for one branch's sub-sequence."""
         mask = self.get_attention_mask(item_seq)
         out = {"id": F.normalize(self.id_encoders[branch](self.item_embedding(item_seq), mask), dim=-1)}
-        if self.image_fusion:
-            out["img"] = F.normalize(self.image_encoders[branch](self.image_table[item_seq], mask), dim=-1)
+        for m in self.active_modalities():
+            name = FROZEN[m]
+            encoder = getattr(self, f"{name}_encoders")[branch]
+            out[m] = F.normalize(encoder(getattr(self, f"{name}_table")[item_seq], mask), dim=-1)
         return out
 
     def _log_probs(self, vectors: dict, items: torch.Tensor, id_table: torch.Tensor) -> torch.Tensor:
-        """log P over ``items`` for sequence vectors [N, d] (fused ID/image per the module docstring)."""
+        """log P over ``items`` for sequence vectors [N, d] (fused per the module docstring)."""
         log_p_id = torch.log_softmax(vectors["id"] @ id_table[items].T / self.temperature, dim=-1)
-        if not self.image_fusion:
+        weights = self._active_weights()
+        if len(weights) == 1:
+            return log_p_id if "id" in weights else self._modality_log_probs(next(iter(weights)), vectors, items, log_p_id)
+        terms = [math.log(w) + (log_p_id if k == "id" else self._modality_log_probs(k, vectors, items, log_p_id))
+                 for k, w in weights.items()]
+        return torch.logsumexp(torch.stack(terms), dim=0)
+
+    def _modality_log_probs(self, modality: str, vectors: dict, items: torch.Tensor, log_p_id: torch.Tensor):
+        """A frozen modality's log P: its softmax over the items that have features, scaled by the ID
+        branch's mass on them; items without features keep their ID probability (neutral rule)."""
+        name = FROZEN[modality]
+        has_feature = getattr(self, f"{name}_mask")[items]
+        if not has_feature.any():
             return log_p_id
-        has_image = self.image_mask[items]
-        if not has_image.any():
-            return log_p_id
-        img_logits = (vectors["img"] @ self.image_table[items].T / self.temperature).masked_fill(~has_image, -math.inf)
-        imaged_mass = torch.logsumexp(log_p_id.masked_fill(~has_image, -math.inf), dim=-1, keepdim=True)
-        log_p_img = torch.where(has_image, torch.log_softmax(img_logits, dim=-1) + imaged_mass, log_p_id)
-        return torch.logaddexp(math.log(self.alpha) + log_p_id, math.log(1 - self.alpha) + log_p_img)
+        logits = (vectors[modality] @ getattr(self, f"{name}_table")[items].T / self.temperature)
+        logits = logits.masked_fill(~has_feature, -math.inf)
+        featured_mass = torch.logsumexp(log_p_id.masked_fill(~has_feature, -math.inf), dim=-1, keepdim=True)
+        return torch.where(has_feature, torch.log_softmax(logits, dim=-1) + featured_mass, log_p_id)
 
     def _branch_items(self, branch: str) -> torch.Tensor:
         return self.all_items if BRANCHES[branch] is None else self.domain_items(BRANCHES[branch])
