@@ -273,3 +273,35 @@ def test_float_seq_roundtrip_and_store_errors(tmp_path):
         load_features(tmp_path / "junk.npz")
     with pytest.raises(FeatureStoreError, match="no such feature store"):
         load_features(tmp_path / "absent.npz")
+
+
+def test_main_cli_builds_missing_text_store_on_first_use(tmp_path, minilm, caplog):
+    """run_recbole_ifcdsr (Pop, a 20-user real slice of fk_abxi) builds the store its YAML names, and says so."""
+    from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
+
+    src = DATASET_DIR / "fk_abxi"
+    read_item_file(src, "fk_abxi")  # unpacks the shipped files
+    lines = (src / "fk_abxi.inter").read_text().splitlines(keepends=True)
+    users, kept = set(), [lines[0]]
+    for line in lines[1:]:
+        user = line.split("\t", 1)[0]
+        if user not in users and len(users) == 20:
+            break
+        users.add(user)
+        kept.append(line)
+    items = {line.split("\t")[1] for line in kept[1:]}
+    out = tmp_path / "fk_abxi"
+    out.mkdir()
+    (out / "fk_abxi.inter").write_text("".join(kept))
+    item_lines = (src / "fk_abxi.item").read_text().splitlines(keepends=True)
+    (out / "fk_abxi.item").write_text(item_lines[0] + "".join(l for l in item_lines[1:] if l.split("\t")[0] in items))
+    spec = {"text_minilm": {"modality": "text", "encoder": "minilm"}}
+    negatives = {"num": 9, "replacement": False, "exclude": "sequence", "redraw": "every_pass", "rng": "generator",
+                 "seed": 3407}  # the slice's domains are too small for the recipe's 999
+    with caplog.at_level(logging.INFO):
+        run_recbole_ifcdsr("Pop", "fk_abxi", config_dict={"data_path": str(tmp_path), "item_features": spec,
+                                                          "cdsr_negatives": negatives, "show_progress": False, "checkpoint_dir": str(tmp_path / "s")},
+                           saved=False)
+    assert "building it now (first use)" in caplog.text
+    tokens, _, mask, meta = load_features(out / "fk_abxi.text_minilm.npz")
+    assert sorted(tokens.tolist()) == sorted(items) and 0 < mask.sum() <= len(items) and meta["dim"] == 384
