@@ -260,8 +260,8 @@ def test_float_seq_roundtrip_and_store_errors(tmp_path):
     assert amask.tolist() == [False, True, False, True] and meta["dim"] == 4
     with pytest.raises(FeatureStoreError, match="dimension 4, expected 8"):
         load_aligned(path, token2id, 4, dim=8)
-    with pytest.raises(FeatureStoreError, match="3 items but the dataset has 2"):
-        load_aligned(path, {"[PAD]": 0, "a": 1, "b": 2}, 3)
+    with pytest.raises(FeatureStoreError, match="item id 3 but the dataset has 3 ids"):
+        load_aligned(path, token2id, 3)
     with pytest.raises(FeatureStoreError, match="unknown item tokens"):
         load_aligned(path, {"[PAD]": 0, "a": 1, "b": 2, "z": 3}, 4)
     with pytest.raises(FeatureStoreError, match="duplicate"):

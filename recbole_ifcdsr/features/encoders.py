@@ -10,6 +10,7 @@ says how to provide them. Random weights only with the explicit value ``pretrain
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import socket
 from pathlib import Path
@@ -123,6 +124,9 @@ class ClipImageEncoder:
         self.model_name, self.device = model_name, auto_device(device)
         self.weights = resolve_clip_weights(model_name, pretrained, allow_download)
         self.pretrained = pretrained
+        if self.weights == RANDOM:
+            logging.getLogger(__name__).warning(f"CLIP {model_name} with RANDOM weights (pretrained=random): "
+                                                "pipeline tests only, these are not real features")
         self.model, self.preprocess, self.tokenizer = _load_clip(model_name, self.weights, self.device, model_config)
         self.dim = int(self.model.visual.output_dim)
 

@@ -63,14 +63,14 @@ def load_aligned(path: str | os.PathLike, token2id: dict, n_items: int, dim: int
         raise FeatureStoreError(f"{path}: dimension {vectors.shape[1]}, expected {dim}")
     if len(tokens) != len(vectors) or len(mask) != len(vectors):
         raise FeatureStoreError(f"{path}: {len(tokens)} tokens but {len(vectors)} vectors and {len(mask)} mask entries")
-    if len(tokens) > n_items - 1:
-        raise FeatureStoreError(f"{path}: {len(tokens)} items but the dataset has {n_items - 1}")
     unknown = [t for t in tokens[:1000] if t not in token2id] or [t for t in tokens if t not in token2id]
     if unknown:
         raise FeatureStoreError(f"{path}: {len(unknown)} unknown item tokens, e.g. {unknown[:3]}")
     if not np.isfinite(vectors[mask]).all():
         raise FeatureStoreError(f"{path}: NaN or inf in unmasked vectors")
     ids = np.fromiter((token2id[t] for t in tokens), dtype=np.int64, count=len(tokens))
+    if len(ids) and ids.max() >= n_items:
+        raise FeatureStoreError(f"{path}: item id {int(ids.max())} but the dataset has {n_items} ids (with padding)")
     aligned = np.zeros((n_items, vectors.shape[1]), dtype=np.float32)
     aligned_mask = np.zeros(n_items, dtype=bool)
     aligned[ids] = vectors
