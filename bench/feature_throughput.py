@@ -57,8 +57,8 @@ def bench_images(root: Path, n: int, clip_model: str, batch: int) -> dict:
     spec = {"modality": "image", "encoder": "clip", "clip_model": clip_model, "pretrained": "random",
             "batch_size": batch, "image_dir": str(images), "device": "cpu"}
     model, preprocess, _ = _load_clip(clip_model, "random", "cpu", None)
-    extract(ExtractionJob(str(root), "img", "warm", spec), show_progress=False)  # warm-up (first-call allocations)
-    report, ours = timed(lambda: extract(ExtractionJob(str(root), "img", "image", spec), show_progress=False))
+    extract(ExtractionJob(str(root / "img"), "img", "warm", spec), show_progress=False)  # warm-up (first-call allocations)
+    report, ours = timed(lambda: extract(ExtractionJob(str(root / "img"), "img", "image", spec), show_progress=False))
 
     def loop():
         rows = []
@@ -100,8 +100,8 @@ def bench_texts(root: Path, n: int, clip_model: str, batch: int) -> dict:
     from recbole_ifcdsr.features.store import load_features
 
     for name, spec, loop in (("clip_text", clip_spec, clip_loop), ("minilm", mini_spec, minilm_loop)):
-        extract(ExtractionJob(str(root), "txt", f"warm_{name}", {**spec, "chunk_size": batch}), show_progress=False)
-        report, ours = timed(lambda: extract(ExtractionJob(str(root), "txt", name, spec), show_progress=False))
+        extract(ExtractionJob(str(root / "txt"), "txt", f"warm_{name}", {**spec, "chunk_size": batch}), show_progress=False)
+        report, ours = timed(lambda: extract(ExtractionJob(str(root / "txt"), "txt", name, spec), show_progress=False))
         base_vectors, base = timed(loop)
         ours_vectors = load_features(report.path)[1]
         results[name] = {"items": len(texts), "batch_size": batch, "ours_s": round(ours, 3),
