@@ -15,6 +15,7 @@ from recbole_ifcdsr.config import Config
 from recbole_ifcdsr.data.dataset import DOMAINS, CrossDomainSequentialDataset
 from recbole_ifcdsr.evaluation.protocol import ALL_PROTOCOLS, ProtocolEvaluator
 from recbole_ifcdsr.evaluation.selection import ModelSelector
+from recbole_ifcdsr.features.auto import ensure_feature
 from recbole_ifcdsr.registry import get_model, get_trainer
 
 
@@ -79,6 +80,8 @@ def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_d
     model_class = get_model(config["model"])
     train_data = build_train_data(config, data, model_class)
 
+    for feature in config["item_features"] or {}:  # build missing feature stores the YAML names (first use)
+        ensure_feature(config, config["dataset"], feature)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     net = model_class(config, data).to(config["device"])
     logger.info(net)

@@ -3,7 +3,11 @@
 One file per (dataset, feature): ``tokens`` (item tokens, as in the .item file), ``vectors``
 (float32 [n, dim]), ``mask`` (bool [n]: the item has a real feature; rows with False are ignored)
 and ``meta`` (JSON: encoder, weights, dim, preprocessing, date). Stored uncompressed so loading is
-a memory copy. Items missing from the file, or masked, simply have no feature: that is normal.
+a memory copy (100k x 512 loads in well under 2 s; ``bench/feature_throughput.py`` measures it).
+Items missing from the file, or masked, simply have no feature: that is normal.
+
+RecBole's own ``float_seq`` item field is supported for interoperability on small data
+(``export_float_seq`` / ``import_float_seq``); it is text, so it is slow and large at scale.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ def save_features(path: str | os.PathLike, tokens, vectors: np.ndarray, mask: np
     vectors = np.asarray(vectors, dtype=np.float32)
     mask = np.asarray(mask, dtype=bool)
     tokens = np.asarray(tokens, dtype=str)
+    if len(np.unique(tokens)) != len(tokens):
+        raise FeatureStoreError(f"{path}: duplicate item tokens")
     if vectors.ndim != 2 or len(vectors) != len(tokens) or len(mask) != len(tokens):
         raise FeatureStoreError(f"{path}: tokens {len(tokens)}, vectors {vectors.shape}, mask {mask.shape} disagree")
     if not np.isfinite(vectors[mask]).all():
@@ -37,11 +43,22 @@ def save_features(path: str | os.PathLike, tokens, vectors: np.ndarray, mask: np
     os.replace(tmp, path)
 
 
+def load_features(path: str | os.PathLike) -> tuple:
+    """(tokens, vectors, mask, meta) as stored, in file order; a missing or unreadable file is a FeatureStoreError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FeatureStoreError(f"{path}: no such feature store")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return f["tokens"], f["vectors"], f["mask"], json.loads(str(f["meta"]))
+    except (OSError, KeyError, ValueError) as e:
+        raise FeatureStoreError(f"{path}: not a feature store ({e})") from e
+
+
 def load_aligned(path: str | os.PathLike, token2id: dict, n_items: int, dim: int | None = None) -> tuple:
     """(vectors [n_items, dim] float32, mask [n_items] bool, meta) aligned to internal item ids."""
     path = Path(path)
-    with np.load(path, allow_pickle=False) as f:
-        tokens, vectors, mask, meta = f["tokens"], f["vectors"], f["mask"], json.loads(str(f["meta"]))
+    tokens, vectors, mask, meta = load_features(path)
     if dim is not None and vectors.shape[1] != dim:
         raise FeatureStoreError(f"{path}: dimension {vectors.shape[1]}, expected {dim}")
     if len(tokens) != len(vectors) or len(mask) != len(vectors):
@@ -52,9 +69,56 @@ def load_aligned(path: str | os.PathLike, token2id: dict, n_items: int, dim: int
     if not np.isfinite(vectors[mask]).all():
         raise FeatureStoreError(f"{path}: NaN or inf in unmasked vectors")
     ids = np.fromiter((token2id[t] for t in tokens), dtype=np.int64, count=len(tokens))
+    if len(ids) and ids.max() >= n_items:
+        raise FeatureStoreError(f"{path}: item id {int(ids.max())} but the dataset has {n_items} ids (with padding)")
     aligned = np.zeros((n_items, vectors.shape[1]), dtype=np.float32)
     aligned_mask = np.zeros(n_items, dtype=bool)
     aligned[ids] = vectors
     aligned_mask[ids] = mask
     aligned_mask[0] = False  # padding
     return aligned, aligned_mask, meta
+
+
+def export_float_seq(store: str | os.PathLike, out: str | os.PathLike, field: str, item_field: str = "item_id") -> int:
+    """Write the unmasked vectors as a RecBole atomic ``.item`` file with one ``float_seq`` column
+    (merge it into a dataset's .item file to use RecBole's own feature loading); returns the rows written."""
+    tokens, vectors, mask, _ = load_features(store)
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(f"{item_field}:token\t{field}:float_seq\n")
+        for token, row in zip(tokens[mask], vectors[mask]):
+            f.write(token + "\t" + " ".join(repr(float(v)) for v in row) + "\n")
+    os.replace(tmp, out)
+    return int(mask.sum())
+
+
+def import_float_seq(item_file: str | os.PathLike, field: str, item_field: str = "item_id") -> tuple:
+    """(tokens, vectors, mask) from a RecBole ``.item`` file's ``float_seq`` column; empty cells are masked."""
+    item_file = Path(item_file)
+    with open(item_file, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        names = [h.split(":")[0] for h in header]
+        for name, kind in ((item_field, "token"), (field, "float_seq")):
+            if f"{name}:{kind}" not in header:
+                raise FeatureStoreError(f"{item_file}: no column '{name}:{kind}' (header: {header})")
+        ti, fi = names.index(item_field), names.index(field)
+        tokens, rows = [], []
+        for lineno, line in enumerate(f, start=2):
+            cells = line.rstrip("\n").split("\t")
+            tokens.append(cells[ti])
+            cell = cells[fi].strip() if fi < len(cells) else ""
+            try:
+                rows.append(np.array(cell.split(), dtype=np.float32) if cell else None)
+            except ValueError as e:
+                raise FeatureStoreError(f"{item_file}:{lineno}: bad float_seq value ({e})") from e
+    dims = {len(r) for r in rows if r is not None}
+    if len(dims) > 1:
+        raise FeatureStoreError(f"{item_file}: '{field}' rows have different lengths {sorted(dims)}")
+    dim = dims.pop() if dims else 0
+    vectors = np.zeros((len(tokens), dim), dtype=np.float32)
+    mask = np.array([r is not None for r in rows], dtype=bool)
+    for i, r in enumerate(rows):
+        if r is not None:
+            vectors[i] = r
+    return tokens, vectors, mask

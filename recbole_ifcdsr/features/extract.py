@@ -1,0 +1,240 @@
+"""Resumable, batched extraction of one item feature into the feature store.
+
+The item list (the dataset's ``.item`` file order) is cut into fixed chunks. Each finished chunk is
+written atomically to ``<store>.partial/part-<n>.npz``; a re-run with the same job skips finished
+chunks, so killing the process at any moment loses at most the chunks in flight and never leaves a
+corrupt store. Batches are formed inside a chunk, so a resumed run encodes exactly the batches an
+uninterrupted one does and gives byte-identical vectors. At the end the parts are assembled into
+the store (atomic), missing and corrupt items are listed in ``<dataset>.<feature>.report.tsv``, and
+the partial folder is removed.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from recbole_ifcdsr.features.encoders import ItemUnreadable, build_encoder
+from recbole_ifcdsr.features.sources import ItemMissing, build_source, read_item_file
+from recbole_ifcdsr.features.store import feature_path, load_features, save_features
+
+OK, MISSING, CORRUPT = 0, 1, 2
+STATUS_NAMES = {OK: "ok", MISSING: "missing", CORRUPT: "corrupt"}
+RUN_KEYS = ("device", "workers", "engine", "ray_address", "ray_actors")  # how to run, not what to compute
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ExtractionJob:
+    """What to compute: one feature of one dataset, per ``spec`` (modality, encoder, inputs, sizes)."""
+
+    dataset_dir: str
+    dataset: str
+    feature: str
+    spec: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return feature_path(self.dataset_dir, self.dataset, self.feature)
+
+    @property
+    def partial_dir(self) -> Path:
+        return self.path.with_name(self.path.name + ".partial")
+
+    @property
+    def report_path(self) -> Path:
+        return self.path.with_name(f"{self.dataset}.{self.feature}.report.tsv")
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.spec.get("batch_size", 64))
+
+    @property
+    def chunk_size(self) -> int:
+        return int(self.spec.get("chunk_size", 1024))
+
+    @property
+    def workers(self) -> int:
+        return int(self.spec.get("workers") or min(8, os.cpu_count() or 1))
+
+
+@dataclass
+class ExtractionReport:
+    path: Path
+    items: int
+    encoded: int
+    missing: int
+    corrupt: int
+    computed: int  # items processed by this run (the rest came from finished chunks of an earlier run)
+    seconds: float
+    problems: list  # (token, status, reason) for masked items
+
+    def summary(self) -> str:
+        rate = self.computed / self.seconds if self.seconds > 0 else float("nan")
+        return (f"{self.path.name}: {self.items} items, encoded {self.encoded}, missing {self.missing}, "
+                f"corrupt {self.corrupt}; this run processed {self.computed} items in {self.seconds:.1f} s "
+                f"({rate:.1f} items/s)")
+
+
+def encode_chunk(encoder, source, tokens: list, batch_size: int, workers: int) -> tuple:
+    """(vectors [n, dim] float32, status int8 [n], reasons [n]) for one chunk of item tokens."""
+
+    def load(token):
+        try:
+            return OK, encoder.prepare(source.get(token)), ""
+        except ItemMissing as e:
+            return MISSING, None, str(e)
+        except ItemUnreadable as e:
+            return CORRUPT, None, str(e)
+
+    if workers > 1 and encoder.modality == "image":
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            loaded = list(pool.map(load, tokens))
+    else:
+        loaded = [load(t) for t in tokens]
+    status = np.array([s for s, _, _ in loaded], dtype=np.int8)
+    reasons = [r for _, _, r in loaded]
+    vectors = np.zeros((len(tokens), encoder.dim), dtype=np.float32)
+    ok = np.flatnonzero(status == OK)
+    for start in range(0, len(ok), batch_size):
+        rows = ok[start:start + batch_size]
+        vectors[rows] = encoder.encode([loaded[i][1] for i in rows])
+    bad = ~np.isfinite(vectors).all(axis=1) & (status == OK)
+    if bad.any():  # an encoder that returns NaN for an input: mask it as corrupt rather than store it
+        status[bad] = CORRUPT
+        for i in np.flatnonzero(bad):
+            reasons[i] = "encoder returned NaN/inf"
+        vectors[bad] = 0.0
+    return vectors, status, reasons
+
+
+def part_path(partial_dir: Path, index: int) -> Path:
+    return partial_dir / f"part-{index:06d}.npz"
+
+
+def write_part(partial_dir: Path, index: int, vectors, status, reasons) -> None:
+    target = part_path(partial_dir, index)
+    tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, vectors=vectors, status=status, reasons=np.asarray(reasons, dtype=str))
+    os.replace(tmp, target)
+
+
+def finished_parts(partial_dir: Path, n_chunks: int) -> set:
+    done = set()
+    for i in range(n_chunks):
+        path = part_path(partial_dir, i)
+        if path.is_file():
+            try:
+                with np.load(path) as f:
+                    f["vectors"], f["status"]  # noqa: B018  (readable in full)
+                done.add(i)
+            except (OSError, ValueError, KeyError):
+                path.unlink()  # cannot happen with atomic writes; recompute rather than trust it
+    return done
+
+
+def _signature(job: ExtractionJob, tokens: list, encoder_meta: dict) -> dict:
+    return {
+        "dataset": job.dataset, "feature": job.feature,
+        "spec": {k: v for k, v in sorted(job.spec.items()) if k not in RUN_KEYS},
+        "encoder": encoder_meta, "n_items": len(tokens),
+        "tokens_sha256": hashlib.sha256("\n".join(tokens).encode()).hexdigest(),
+    }
+
+
+def _open_partial(job: ExtractionJob, signature: dict) -> dict:
+    """Create or reuse the partial folder; a folder left by a different job is discarded (with a warning)."""
+    manifest = job.partial_dir / "manifest.json"
+    if manifest.is_file():
+        old = json.loads(manifest.read_text())
+        if old.get("signature") == signature:
+            return old
+        logger.warning(f"{job.partial_dir}: left by a different extraction job; starting over")
+        shutil.rmtree(job.partial_dir)
+    job.partial_dir.mkdir(parents=True, exist_ok=True)
+    state = {"signature": signature, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    tmp = manifest.with_name("manifest.json.tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, manifest)
+    return state
+
+
+def run_chunks_locally(job, encoder, source, tokens, chunks, pending, progress) -> None:
+    for i in pending:
+        start, stop = chunks[i]
+        vectors, status, reasons = encode_chunk(encoder, source, tokens[start:stop], job.batch_size, job.workers)
+        write_part(job.partial_dir, i, vectors, status, reasons)
+        progress.update(stop - start)
+
+
+def extract(job: ExtractionJob, engine: str = "local", overwrite: bool = False, show_progress: bool = True,
+            allow_download: bool = True) -> ExtractionReport:
+    """Build (or finish building) the store ``job.path``; see the module docstring."""
+    if job.path.is_file() and not overwrite:
+        tokens, _, mask, meta = load_features(job.path)
+        logger.info(f"{job.path} exists ({int(mask.sum())} of {len(tokens)} items encoded); --overwrite rebuilds it")
+        counts = meta.get("counts", {})
+        return ExtractionReport(job.path, len(tokens), int(mask.sum()), counts.get("missing", 0),
+                                counts.get("corrupt", 0), 0, 0.0, [])
+    tokens, titles = read_item_file(job.dataset_dir, job.dataset)
+    encoder = build_encoder(job.spec, allow_download=allow_download)
+    source = build_source(job.spec, titles)
+    state = _open_partial(job, _signature(job, tokens, encoder.meta()))
+    chunks = [(s, min(s + job.chunk_size, len(tokens))) for s in range(0, len(tokens), job.chunk_size)]
+    done = finished_parts(job.partial_dir, len(chunks))
+    pending = [i for i in range(len(chunks)) if i not in done]
+    done_items = sum(chunks[i][1] - chunks[i][0] for i in done)
+    if done:
+        logger.info(f"resuming {job.path.name}: {len(done)} of {len(chunks)} chunks ({done_items} items) already done")
+    logger.info(f"extracting {job.feature} for {len(tokens)} items of {job.dataset}: {encoder.meta()['encoder']} "
+                f"on {encoder.device}, from {source.origin}, engine {engine}")
+    started = time.perf_counter()
+    with tqdm(total=len(tokens), initial=done_items, unit="item", desc=job.feature, disable=not show_progress,
+              dynamic_ncols=True) as progress:
+        if engine == "ray":
+            from recbole_ifcdsr.features.ray_engine import run_chunks_on_ray
+
+            run_chunks_on_ray(job, pending, progress)
+        elif engine == "local":
+            run_chunks_locally(job, encoder, source, tokens, chunks, pending, progress)
+        else:
+            raise ValueError(f"Unknown engine '{engine}'. Valid engines: local, ray")
+    seconds = time.perf_counter() - started
+    return _assemble(job, tokens, chunks, encoder, source, state, seconds, len(tokens) - done_items)
+
+
+def _assemble(job, tokens, chunks, encoder, source, state, seconds, computed) -> ExtractionReport:
+    vectors, status, reasons = [], [], []
+    for i in range(len(chunks)):
+        with np.load(part_path(job.partial_dir, i)) as f:
+            vectors.append(f["vectors"])
+            status.append(f["status"])
+            reasons.extend(f["reasons"].tolist())
+    vectors, status = np.concatenate(vectors), np.concatenate(status)
+    counts = {name: int((status == code).sum()) for code, name in STATUS_NAMES.items()}
+    meta = {**encoder.meta(), "source": source.origin, "dataset": job.dataset, "feature": job.feature,
+            "modality": encoder.modality, "date": state["date"],
+            "counts": {"encoded": counts["ok"], "missing": counts["missing"], "corrupt": counts["corrupt"]}}
+    problems = [(tokens[i], STATUS_NAMES[int(status[i])], reasons[i]) for i in np.flatnonzero(status != OK)]
+    tmp = job.report_path.with_name(job.report_path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("item_id\tstatus\treason\n")
+        f.writelines(f"{t}\t{s}\t{' '.join(r.split())}\n" for t, s, r in problems)
+    os.replace(tmp, job.report_path)
+    save_features(job.path, tokens, vectors, status == OK, meta)
+    shutil.rmtree(job.partial_dir)
+    report = ExtractionReport(job.path, len(tokens), counts["ok"], counts["missing"], counts["corrupt"],
+                              computed, seconds, problems)
+    logger.info(report.summary() + (f"; masked items listed in {job.report_path}" if problems else ""))
+    return report

@@ -1,0 +1,307 @@
+"""Item features on real inputs: ABO product JPEGs through PIL and open_clip preprocessing (a tiny open_clip
+config built here, random init: it tests the pipeline, not semantics), MiniLM on real dataset titles,
+resume after a SIGKILL, URL downloads from a local HTTP server, the float_seq interop and first-use builds."""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recbole_ifcdsr.features.auto import ensure_feature
+from recbole_ifcdsr.features.encoders import (EncoderUnavailable, SentenceTextEncoder, _cached_weights,
+                                              resolve_clip_weights)
+from recbole_ifcdsr.features.extract import ExtractionJob, extract
+from recbole_ifcdsr.features.sources import read_item_file
+from recbole_ifcdsr.features.store import (FeatureStoreError, export_float_seq, feature_path, import_float_seq,
+                                           load_aligned, load_features, save_features)
+from recbole_ifcdsr.paths import DATASET_DIR, REPO_ROOT
+
+ABO = Path(__file__).parent / "data" / "abo"
+ASINS = ["B074M5HPBD", "B0799CK52K", "B07GTFSCHB"]
+TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
+             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2}}
+FEATURES_CLI = [sys.executable, "-m", "recbole_ifcdsr.features"]
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("clip") / "tiny-clip.json"
+    path.write_text(json.dumps(TINY_CLIP))
+    return str(path)
+
+
+def clip_spec(tiny_clip, **extra) -> dict:
+    return {"modality": "image", "encoder": "clip", "clip_model": "tiny-clip", "pretrained": "random",
+            "model_config": tiny_clip, "batch_size": 2, "chunk_size": 2, "device": "cpu", **extra}
+
+
+def make_dataset(root: Path, name: str, tokens: list, titles: dict | None = None) -> Path:
+    directory = root / name
+    directory.mkdir(parents=True)
+    titles = titles or {}
+    rows = "".join(f"{t}\tX\tA\t{titles.get(t, '')}\n" for t in tokens)
+    (directory / f"{name}.item").write_text("item_id:token\tdomain:token\tdomain_name:token\ttitle:token_seq\n" + rows)
+    return directory
+
+
+@pytest.fixture
+def abo_images(tmp_path) -> Path:
+    """The real ABO JPEGs keyed by ASIN, plus a truncated JPEG and a text file posing as one."""
+    images = tmp_path / "images"
+    shutil.copytree(ABO, images, ignore=shutil.ignore_patterns("*.md"))
+    real = (ABO / ASINS[1] / "25ffa37c.jpg").read_bytes()
+    (images / "TRUNCATED.jpg").write_bytes(real[: len(real) // 2])
+    (images / "NOTANIMAGE.jpg").write_text("not a jpeg")
+    return images
+
+
+def test_real_jpegs_encoded_missing_and_corrupt_masked(tmp_path, abo_images, tiny_clip):
+    tokens = ASINS + ["TRUNCATED", "NOTANIMAGE", "NOFILE"]
+    make_dataset(tmp_path, "abo", tokens)
+    report = extract(ExtractionJob(str(tmp_path / "abo"), "abo", "image", clip_spec(tiny_clip, image_dir=str(abo_images))),
+                     show_progress=False)
+    assert (report.encoded, report.missing, report.corrupt) == (3, 1, 2)
+    assert {(t, s) for t, s, _ in report.problems} == {("TRUNCATED", "corrupt"), ("NOTANIMAGE", "corrupt"),
+                                                       ("NOFILE", "missing")}
+    listed = (tmp_path / "abo" / "abo.image.report.tsv").read_text().splitlines()
+    assert listed[0] == "item_id\tstatus\treason" and len(listed) == 4
+    stored_tokens, vectors, mask, meta = load_features(feature_path(tmp_path / "abo", "abo", "image"))
+    assert stored_tokens.tolist() == tokens and mask.tolist() == [True] * 3 + [False] * 3
+    assert {"encoder", "weights", "dim", "preprocessing", "date"} <= set(meta) and meta["dim"] == 32
+    assert "random-init" in meta["weights"] and "Resize(size=64" in meta["preprocessing"]
+    assert not (tmp_path / "abo" / "abo.image.npz.partial").exists()
+
+    # The same images one at a time through PIL and open_clip's own preprocessing give the same vectors.
+    import open_clip
+    import torch
+    from PIL import Image
+
+    open_clip.add_model_config(tiny_clip)
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms("tiny-clip", pretrained=None)
+    model.eval()
+    for i, asin in enumerate(ASINS):
+        path = next((ABO / asin).glob("*.jpg"))
+        with torch.no_grad():
+            one = model.encode_image(preprocess(Image.open(path).convert("RGB"))[None], normalize=True)[0].numpy()
+        np.testing.assert_allclose(vectors[i], one, atol=1e-5)
+    assert len({v.tobytes() for v in vectors[:3]}) == 3  # distinct images, distinct vectors
+
+
+def _run_and_kill(cmd: list, partial: Path, min_parts: int) -> None:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if len(list(partial.glob("part-*.npz"))) >= min_parts:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "extraction finished before it could be killed"
+
+
+def test_resume_after_kill_is_byte_identical(tmp_path, tiny_clip):
+    images = tmp_path / "images"
+    images.mkdir()
+    sources = [next((ABO / a).glob("*.jpg")) for a in ASINS]
+    tokens = [f"T{i:04d}" for i in range(400)]
+    for i, token in enumerate(tokens):
+        if i % 37 != 5:  # some items have no image
+            (images / f"{token}.jpg").symlink_to(sources[i % 3])
+    for name in ("killed", "straight"):
+        make_dataset(tmp_path, name, tokens)
+    args = ["extract", "--feature=image", "--modality=image", "--encoder=clip", "--clip_model=tiny-clip",
+            "--pretrained=random", f"--model_config={tiny_clip}", f"--image_dir={images}", "--batch_size=4",
+            "--chunk_size=8", "--device=cpu", "--workers=1", f"--data_path={tmp_path}", "--no_progress"]
+    partial = tmp_path / "killed" / "killed.image.npz.partial"
+    _run_and_kill(FEATURES_CLI + args + ["--dataset=killed"], partial, min_parts=2)
+    assert not (tmp_path / "killed" / "killed.image.npz").exists()
+    finished = len(list(partial.glob("part-*.npz")))
+    assert 2 <= finished < 50
+
+    resumed = subprocess.run(FEATURES_CLI + args + ["--dataset=killed"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr
+    assert f"this run processed {400 - 8 * finished} items" in resumed.stdout  # finished chunks not recomputed
+    straight = subprocess.run(FEATURES_CLI + args + ["--dataset=straight"], capture_output=True, text=True,
+                              cwd=REPO_ROOT)
+    assert straight.returncode == 0, straight.stderr
+
+    a = load_features(tmp_path / "killed" / "killed.image.npz")
+    b = load_features(tmp_path / "straight" / "straight.image.npz")
+    for x, y in zip(a[:3], b[:3]):
+        assert x.tobytes() == y.tobytes()
+    assert int(a[2].sum()) == 400 - len([i for i in range(400) if i % 37 == 5])
+    drop = ("date", "dataset")
+    assert {k: v for k, v in a[3].items() if k not in drop} == {k: v for k, v in b[3].items() if k not in drop}
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_image_urls_downloaded_cached_and_failures_masked(tmp_path, tiny_clip):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(ABO)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    urls = {a: f"{base}/{a}/{next((ABO / a).glob('*.jpg')).name}" for a in ASINS}
+    urls["GONE"] = f"{base}/nope.jpg"  # 404: not retried
+    url_file = tmp_path / "urls.tsv"
+    url_file.write_text("".join(f"{t}\t{u}\n" for t, u in urls.items()))
+    make_dataset(tmp_path, "web", list(urls) + ["NOURL"])
+    spec = clip_spec(tiny_clip, image_urls=str(url_file), image_cache=str(tmp_path / "cache"), download_retries=1)
+    job = ExtractionJob(str(tmp_path / "web"), "web", "image", spec)
+    try:
+        first = extract(job, show_progress=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (first.encoded, first.missing, first.corrupt) == (3, 2, 0)
+    assert any("HTTP Error 404" in reason for _, _, reason in first.problems)
+    assert len(list((tmp_path / "cache").iterdir())) == 3
+    vectors = load_features(job.path)[1].copy()
+    second = extract(job, overwrite=True, show_progress=False)  # server gone: served from the cache
+    assert second.encoded == 3 and load_features(job.path)[1].tobytes() == vectors.tobytes()
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return SentenceTextEncoder(device="cpu")
+
+
+def _cos(encoder, texts):
+    v = encoder.encode(texts)
+    return v @ v.T
+
+
+@pytest.mark.parametrize("dataset, same_a, same_b, other", [
+    ("fk_abxi", "B0005ZX5PM", "B0009F3QKM", "B00005B5ZV"),      # two green teas vs a whistling tea kettle
+    ("fk_abxi", "B00005B5ZV", "B00004RD9L", "B0009F3QKM"),      # two teakettles vs a green tea
+    ("fk_llmcdsr", "B001E5E0D8", "B000G1X45G", "B0000CFNJ0"),   # two ground coffees vs a knife block
+    ("fk_llmcdsr", "B0000CFNJ0", "B0000DZDHB", "B001E5E0D8"),   # two knife holders vs a ground coffee
+])
+def test_minilm_same_product_type_closer_on_real_titles(minilm, dataset, same_a, same_b, other):
+    _, titles = read_item_file(DATASET_DIR / dataset, dataset)
+    sims = _cos(minilm, [titles[same_a], titles[same_b], titles[other]])
+    assert sims[0, 1] > sims[0, 2] + 0.1, (titles[same_a], titles[same_b], titles[other], sims)
+
+
+def test_ensure_feature_builds_minilm_store_once(tmp_path, minilm, caplog):
+    _, titles = read_item_file(DATASET_DIR / "fk_llmcdsr", "fk_llmcdsr")
+    tokens = list(titles)[:20] + ["UNTITLED"]
+    make_dataset(tmp_path, "tiny", tokens, titles)
+    config = {"data_path": str(tmp_path / "tiny"), "show_progress": False,
+              "item_features": {"text_minilm": {"modality": "text", "encoder": "minilm", "chunk_size": 8}}}
+    with caplog.at_level(logging.INFO):
+        path = ensure_feature(config, "tiny", "text_minilm")
+    assert path == feature_path(tmp_path / "tiny", "tiny", "text_minilm") and path.is_file()
+    assert "building it now (first use)" in caplog.text
+    stored_tokens, vectors, mask, meta = load_features(path)
+    assert mask.tolist() == [True] * 20 + [False] and meta["dim"] == 384 and "MiniLM" in meta["encoder"]
+    np.testing.assert_allclose(vectors[:3], minilm.encode([titles[t] for t in tokens[:3]]), atol=1e-5)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert ensure_feature(config, "tiny", "text_minilm") == path
+    assert "building" not in caplog.text
+    assert ensure_feature(config, "tiny", "not_configured") is None
+
+
+def test_clip_without_weights_stops_with_instructions(tmp_path, caplog):
+    with pytest.raises(EncoderUnavailable, match="not found"):
+        resolve_clip_weights("ViT-B-32", str(tmp_path / "missing.safetensors"))
+    with pytest.raises(EncoderUnavailable, match="not an open_clip tag"):
+        resolve_clip_weights("ViT-B-32", "no_such_tag")
+    with pytest.raises(EncoderUnavailable, match="no weights given"):
+        resolve_clip_weights("ViT-B-32", None)
+    if _cached_weights("ViT-B-32", "laion2b_s34b_b79k"):
+        pytest.skip("ViT-B-32 weights are cached on this machine")
+    with pytest.raises(EncoderUnavailable, match="--pretrained=/path/to/open_clip_model.safetensors"):
+        resolve_clip_weights("ViT-B-32", "laion2b_s34b_b79k", allow_download=False)
+    make_dataset(tmp_path, "d", ["A"])
+    config = {"data_path": str(tmp_path / "d"), "show_progress": False, "item_features": {
+        "image": {"modality": "image", "encoder": "clip", "pretrained": "laion2b_s34b_b79k", "image_dir": str(ABO)}}}
+    with caplog.at_level(logging.WARNING):
+        assert ensure_feature(config, "d", "image") is None
+    assert "not built" in caplog.text and "not on this machine" in caplog.text
+    assert not feature_path(tmp_path / "d", "d", "image").exists()
+
+
+def test_cli_without_weights_is_one_line_error(tmp_path):
+    make_dataset(tmp_path, "d", ["A"])
+    done = subprocess.run(FEATURES_CLI + ["extract", "--dataset=d", "--feature=image", "--modality=image",
+                                          "--encoder=clip", f"--pretrained={tmp_path / 'nope.pt'}",
+                                          f"--image_dir={ABO}", f"--data_path={tmp_path}"],
+                          capture_output=True, text=True, cwd=REPO_ROOT)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: CLIP checkpoint file")
+
+
+def test_float_seq_roundtrip_and_store_errors(tmp_path):
+    path = tmp_path / "d.f.npz"
+    vectors = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    save_features(path, ["a", "b", "c"], vectors, np.array([True, False, True]), {"encoder": "test"})
+    item_file = tmp_path / "d.f.item"
+    assert export_float_seq(path, item_file, "img") == 2
+    tokens, back, mask = import_float_seq(item_file, "img")
+    assert tokens == ["a", "c"] and mask.all() and back.tobytes() == vectors[[0, 2]].tobytes()
+    token2id = {"[PAD]": 0, "a": 1, "b": 2, "c": 3}
+    aligned, amask, meta = load_aligned(path, token2id, 4, dim=4)
+    assert amask.tolist() == [False, True, False, True] and meta["dim"] == 4
+    with pytest.raises(FeatureStoreError, match="dimension 4, expected 8"):
+        load_aligned(path, token2id, 4, dim=8)
+    with pytest.raises(FeatureStoreError, match="item id 3 but the dataset has 3 ids"):
+        load_aligned(path, token2id, 3)
+    with pytest.raises(FeatureStoreError, match="unknown item tokens"):
+        load_aligned(path, {"[PAD]": 0, "a": 1, "b": 2, "z": 3}, 4)
+    with pytest.raises(FeatureStoreError, match="duplicate"):
+        save_features(path, ["a", "a"], np.ones((2, 2)), np.ones(2, bool), {})
+    with pytest.raises(FeatureStoreError, match="NaN or inf"):
+        save_features(path, ["a"], np.array([[np.inf, 0]]), np.ones(1, bool), {})
+    (tmp_path / "junk.npz").write_text("junk")
+    with pytest.raises(FeatureStoreError, match="not a feature store"):
+        load_features(tmp_path / "junk.npz")
+    with pytest.raises(FeatureStoreError, match="no such feature store"):
+        load_features(tmp_path / "absent.npz")
+
+
+def test_main_cli_builds_missing_text_store_on_first_use(tmp_path, minilm, caplog):
+    """run_recbole_ifcdsr (Pop, a 20-user real slice of fk_abxi) builds the store its YAML names, and says so."""
+    from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
+
+    src = DATASET_DIR / "fk_abxi"
+    read_item_file(src, "fk_abxi")  # unpacks the shipped files
+    lines = (src / "fk_abxi.inter").read_text().splitlines(keepends=True)
+    users, kept = set(), [lines[0]]
+    for line in lines[1:]:
+        user = line.split("\t", 1)[0]
+        if user not in users and len(users) == 20:
+            break
+        users.add(user)
+        kept.append(line)
+    items = {line.split("\t")[1] for line in kept[1:]}
+    out = tmp_path / "fk_abxi"
+    out.mkdir()
+    (out / "fk_abxi.inter").write_text("".join(kept))
+    item_lines = (src / "fk_abxi.item").read_text().splitlines(keepends=True)
+    (out / "fk_abxi.item").write_text(item_lines[0] + "".join(l for l in item_lines[1:] if l.split("\t")[0] in items))
+    spec = {"text_minilm": {"modality": "text", "encoder": "minilm"}}
+    negatives = {"num": 9, "replacement": False, "exclude": "sequence", "redraw": "every_pass", "rng": "generator",
+                 "seed": 3407}  # the slice's domains are too small for the recipe's 999
+    with caplog.at_level(logging.INFO):
+        run_recbole_ifcdsr("Pop", "fk_abxi", config_dict={"data_path": str(tmp_path), "item_features": spec,
+                                                          "cdsr_negatives": negatives, "show_progress": False, "checkpoint_dir": str(tmp_path / "s")},
+                           saved=False)
+    assert "building it now (first use)" in caplog.text
+    tokens, _, mask, meta = load_features(out / "fk_abxi.text_minilm.npz")
+    assert sorted(tokens.tolist()) == sorted(items) and 0 < mask.sum() <= len(items) and meta["dim"] == 384
