@@ -28,6 +28,18 @@ def load(model: str, dataset: str, **overrides) -> tuple:
     return config, CrossDomainSequentialDataset(config)
 
 
+def first_users_rows(lines: list[str], n_users: int) -> list[str]:
+    """Header plus the rows of the first ``n_users`` users of an .inter file (rows grouped by user)."""
+    users, kept = set(), [lines[0]]
+    for line in lines[1:]:
+        user = line.split("\t", 1)[0]
+        if user not in users and len(users) == n_users:
+            break
+        users.add(user)
+        kept.append(line)
+    return kept
+
+
 @pytest.fixture(scope="session")
 def abxi():
     return load("SASRec", "fk_abxi")
@@ -47,13 +59,6 @@ def abxi_slice_dir(tmp_path_factory) -> Path:
     out.mkdir()
     src = DATASET_DIR / "fk_abxi"
     (out / "fk_abxi.item").write_bytes((src / "fk_abxi.item").read_bytes())
-    lines = (src / "fk_abxi.inter").read_text().splitlines(keepends=True)
-    users, kept = set(), [lines[0]]
-    for line in lines[1:]:
-        user = line.split("\t", 1)[0]
-        if user not in users and len(users) == 300:
-            break
-        users.add(user)
-        kept.append(line)
+    kept = first_users_rows((src / "fk_abxi.inter").read_text().splitlines(keepends=True), 300)
     (out / "fk_abxi.inter").write_text("".join(kept))
     return root

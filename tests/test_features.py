@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import first_users_rows
 
 from recbole_ifcdsr.features.auto import ensure_feature
 from recbole_ifcdsr.features.encoders import (EncoderUnavailable, SentenceTextEncoder, _cached_weights,
@@ -281,14 +282,7 @@ def test_main_cli_builds_missing_text_store_on_first_use(tmp_path, minilm, caplo
 
     src = DATASET_DIR / "fk_abxi"
     read_item_file(src, "fk_abxi")  # unpacks the shipped files
-    lines = (src / "fk_abxi.inter").read_text().splitlines(keepends=True)
-    users, kept = set(), [lines[0]]
-    for line in lines[1:]:
-        user = line.split("\t", 1)[0]
-        if user not in users and len(users) == 20:
-            break
-        users.add(user)
-        kept.append(line)
+    kept = first_users_rows((src / "fk_abxi.inter").read_text().splitlines(keepends=True), 20)
     items = {line.split("\t")[1] for line in kept[1:]}
     out = tmp_path / "fk_abxi"
     out.mkdir()
