@@ -4,7 +4,11 @@ python -m recbole_ifcdsr.compare --dataset=fk_abxi --models=Pop,GRU4Rec,SASRec,S
     [--config_files=a.yaml,b.yaml] [--out=results/fk_abxi] [--jobs=1] [--any_config_key=value]
 
 A model entry may carry its own settings and a row label, so variants of one model sit in one table:
-``IFCDSR:multiple_attention=False`` or ``IFCDSR-single=IFCDSR:multiple_attention=False``.
+``IFCDSR:multiple_attention=False`` or ``IFCDSR-single=IFCDSR:multiple_attention=False``; a value may be
+a dict (``LLMEMF-t30=LLMEMF:fusion_weights={'id':0.7,'txt':0.3}``).
+
+Choosing a setting: ``--split=valid --select=MRR`` shows validation tables and names the row with the
+best validation MRR (mean over the two domains) per protocol, also in ``<out>/selection.json``.
 
 Each cell runs in its own process (a crash fails one cell, not the grid) and writes
 ``<out>/<label>-seed<k>.json``; a cell whose JSON exists with the same requested settings is
@@ -28,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from recbole_ifcdsr import report
+from recbole_ifcdsr.paths import PROPERTIES_DIR
 
 DOMAINS = ("X", "Y")
 TABLE_METRICS = ("MRR", "NDCG@10", "HR@10")
@@ -37,9 +42,33 @@ class ModelSpecError(ValueError):
     """A --models entry that cannot be read."""
 
 
+def split_top_level(text: str, sep: str) -> list[str]:
+    """``text`` split at ``sep`` outside brackets and quotes, so a value may be a dict or list
+    (``LLMEMF:fusion_weights={'id':0.8,'txt':0.2}`` inside ``--models=a,b``)."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, char in enumerate(text):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "{[(":
+            depth += 1
+        elif char in "}])":
+            depth -= 1
+            if depth < 0:
+                raise ModelSpecError(f"'{text}': unbalanced '{char}'")
+        elif char == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth or quote:
+        raise ModelSpecError(f"'{text}': unclosed bracket or quote")
+    parts.append(text[start:])
+    return parts
+
+
 def parse_model_spec(spec: str) -> tuple[str, str, list[str]]:
     """``[label=]Model[:key=value...]`` -> (row label, model name, ``--key=value`` overrides)."""
-    head, *settings = spec.split(":")
+    head, *settings = split_top_level(spec, ":")
     label, _, model = head.rpartition("=")
     if not model:
         raise ModelSpecError(f"model entry '{spec}': no model name")
@@ -60,11 +89,21 @@ def file_stem(label: str) -> str:
 def cell_request(model: str, dataset: str, seed: int, config_files: list[str], overrides: list[str],
                  label: str | None = None) -> dict:
     """What defines a cell; its hash decides whether a stored result can be reused."""
-    files = {f: hashlib.sha256(Path(f).read_bytes()).hexdigest()[:16] for f in config_files}
+    files = {f: _digest(Path(f)) for f in config_files}
     request = {"model": model, "dataset": dataset, "seed": seed, "config_files": files, "overrides": sorted(overrides)}
+    # the plug-in's own defaults the run reads: a changed default must not reuse an old result
+    defaults = {str(p.relative_to(PROPERTIES_DIR)): _digest(p) for p in (
+        PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "model" / f"{model}.yaml",
+        PROPERTIES_DIR / "dataset" / f"{dataset}.yaml") if p.is_file()}
+    if defaults:
+        request["defaults"] = defaults
     if label and label != model:
         request["label"] = label
     return request
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def row_label(record: dict) -> str:
@@ -159,23 +198,43 @@ def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str 
     return "\n".join(lines)
 
 
+def select_on_validation(summary: dict, protocol: str, metric: str = "MRR") -> tuple[str, float]:
+    """The row with the best validation ``metric`` averaged over the domains (ties: first row).
+    Always validation: a setting chosen on test numbers would report an optimistic test score."""
+    if metric not in TABLE_METRICS:
+        raise ValueError(f"--select={metric}: choose one of {', '.join(TABLE_METRICS)}")
+    scores = {label: float(np.mean([entry[protocol]["valid"][d][metric][0] for d in DOMAINS]))
+              for label, entry in summary.items()}
+    best = max(scores, key=scores.get)
+    return best, scores[best]
+
+
 def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict], failed: list[str],
-                  anchor: dict | None) -> str:
+                  anchor: dict | None, split: str = "test", select: str | None = None) -> str:
     """summary.json / .csv / .md / .png in ``out_dir``; returns the Markdown."""
     summary = summarise(results)
     domain_names = results[0]["domains"]
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     report.write_csv(summary, domain_names, out_dir / "summary.csv")
-    report.plot(summary, domain_names, out_dir / "summary.png", anchor=anchor,
-                title=f"{dataset}: test MRR, mean ± std over seeds")
-    parts = [f"Produced on {time.strftime('%Y-%m-%d')} by `{command}`; test split, mean ± std (population) over "
+    report.plot(summary, domain_names, out_dir / "summary.png", anchor=anchor if split == "test" else None,
+                split=split, title=f"{dataset}: {split} MRR, mean ± std over seeds")
+    parts = [f"Produced on {time.strftime('%Y-%m-%d')} by `{command}`; {split} split, mean ± std (population) over "
              f"seeds, percent; best mean per column in bold.", ""]
-    if anchor:
+    if anchor and split == "test":
         parts += [f"Published anchor ({anchor['protocol']} protocol): *{anchor['label']}*, {anchor['source']}", ""]
     for protocol in results[0]["protocols"]:
-        parts += [f"**{protocol} protocol**", "", markdown_table(summary, domain_names, protocol, anchor=anchor), ""]
+        parts += [f"**{protocol} protocol**", "",
+                  markdown_table(summary, domain_names, protocol, split=split, anchor=anchor), ""]
+    if select:
+        selected = {}
+        for protocol in results[0]["protocols"]:
+            label, score = select_on_validation(summary, protocol, select)
+            selected[protocol] = {"label": label, "metric": select, "score": score}
+            parts += [f"Selected on validation ({protocol} protocol, mean of the two domains' {select}): "
+                      f"**{label}** ({100 * score:.2f})", ""]
+        (out_dir / "selection.json").write_text(json.dumps(selected, indent=2))
     if failed:
         parts += ["Failed cells:", ""] + [f"- {f}" for f in failed] + [""]
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     markdown = "\n".join(parts)
     (out_dir / "summary.md").write_text(f"# {dataset}\n\n{markdown}")
     return markdown
@@ -194,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", default=None,
                         help="also fill the README block <!-- results:KEY:start/end --> (KEY = --readme_key or the dataset)")
     parser.add_argument("--readme_key", default=None)
+    parser.add_argument("--split", default="test", choices=("valid", "test"), help="split the tables show")
+    parser.add_argument("--select", default=None, metavar="METRIC",
+                        help="name the row with the best validation METRIC (mean over domains), e.g. MRR")
     args, overrides = parser.parse_known_args(argv)
     command = "python -m recbole_ifcdsr.compare " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.protocols:
@@ -205,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out or f"results/{args.dataset}")
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        specs = [parse_model_spec(m) for m in args.models.split(",") if m]
+        specs = [parse_model_spec(m) for m in split_top_level(args.models, ",") if m]
     except ModelSpecError as error:
         parser.error(str(error))
     cells = []
@@ -231,7 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print("no cell finished", file=sys.stderr)
         return 1
-    markdown = write_outputs(out_dir, args.dataset, command, results, failed, report.load_anchors(args.dataset, args.anchors))
+    if args.select and args.select not in TABLE_METRICS:
+        parser.error(f"--select={args.select}: choose one of {', '.join(TABLE_METRICS)}")
+    markdown = write_outputs(out_dir, args.dataset, command, results, failed,
+                             report.load_anchors(args.dataset, args.anchors), split=args.split, select=args.select)
     print(markdown)
     print(f"written: {out_dir}/summary.md, summary.csv, summary.json, summary.png")
     if args.readme:

@@ -39,6 +39,20 @@ def test_finished_cell_with_same_request_is_reused(tmp_path):
     assert changed != request  # a different setting is a different cell and runs again
 
 
+def test_cell_request_follows_the_plugin_defaults(monkeypatch, tmp_path):
+    """Editing properties/model/<M>.yaml (say, a new default weight) must not reuse old results."""
+    from recbole_ifcdsr import compare
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "LLMEMF.yaml").write_text("fusion_weights: {id: 0.7, txt: 0.3}\n")
+    monkeypatch.setattr(compare, "PROPERTIES_DIR", tmp_path)
+    before = cell_request("LLMEMF", "fk_llmcdsr", 0, [], [])
+    assert before["defaults"] == {"model/LLMEMF.yaml": compare._digest(tmp_path / "model" / "LLMEMF.yaml")}
+    (tmp_path / "model" / "LLMEMF.yaml").write_text("fusion_weights: {id: 0.8, txt: 0.2}\n")
+    assert cell_request("LLMEMF", "fk_llmcdsr", 0, [], []) != before
+    assert "defaults" not in cell_request("SASRec", "fk_llmcdsr", 0, [], [])  # no YAML of its own there
+
+
 def test_model_entries_carry_settings_and_labels():
     from recbole_ifcdsr.compare import ModelSpecError, parse_model_spec
 
@@ -51,6 +65,40 @@ def test_model_entries_carry_settings_and_labels():
         parse_model_spec("IFCDSR:temperature")
     with pytest.raises(ModelSpecError, match="no model name"):
         parse_model_spec("label=")
+
+
+def test_model_entries_may_hold_dict_values():
+    from recbole_ifcdsr.compare import ModelSpecError, parse_model_spec, split_top_level
+
+    entries = "SASRec,t30=LLMEMF:fusion_weights={'id':0.7,'txt':0.3}:n_layers=2"
+    assert split_top_level(entries, ",") == ["SASRec", "t30=LLMEMF:fusion_weights={'id':0.7,'txt':0.3}:n_layers=2"]
+    assert parse_model_spec(split_top_level(entries, ",")[1]) == (
+        "t30", "LLMEMF", ["--fusion_weights={'id':0.7,'txt':0.3}", "--n_layers=2"])
+    assert split_top_level("a:'x,y':b", ":") == ["a", "'x,y'", "b"]
+    with pytest.raises(ModelSpecError, match="unclosed"):
+        parse_model_spec("LLMEMF:fusion_weights={'id':0.7")
+    with pytest.raises(ModelSpecError, match="unbalanced"):
+        parse_model_spec("LLMEMF:w=0.7}")
+
+
+def test_selection_uses_validation_mean_over_domains(tmp_path):
+    from recbole_ifcdsr.compare import select_on_validation, write_outputs
+
+    results = [fake_result("A", 0, 0.30, 0.10), fake_result("B", 0, 0.25, 0.20)]
+    for r in results:  # test numbers that would pick A; validation picks B (mean 0.225 > 0.20)
+        r["sampled"]["valid"] = {"X": {"MRR": r["sampled"]["valid"]["X"]["MRR"], "NDCG@10": 0, "HR@10": 0},
+                                 "Y": {"MRR": r["sampled"]["valid"]["Y"]["MRR"], "NDCG@10": 0, "HR@10": 0}}
+        r["sampled"]["test"]["X"]["MRR"] = 0.9 if r["model"] == "A" else 0.1
+    summary = summarise(results)
+    assert select_on_validation(summary, "sampled") == ("B", pytest.approx(0.225))
+    with pytest.raises(ValueError, match="choose one of"):
+        select_on_validation(summary, "sampled", "AUC")
+    for r in results:
+        r["domains"] = {"X": "Food", "Y": "Kitchen"}
+    markdown = write_outputs(tmp_path, "fk", "cmd", results, [], None, split="valid", select="MRR")
+    assert "valid split" in markdown and "**B** (22.50)" in markdown
+    assert "| A | **30.00 ± 0.00** |" in markdown  # the table shows validation, not test (90.00)
+    assert json.loads((tmp_path / "selection.json").read_text())["sampled"]["label"] == "B"
 
 
 def test_csv_rows_are_exact(tmp_path):
