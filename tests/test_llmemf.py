@@ -41,7 +41,7 @@ def build(data_path, **overrides):
 def test_found_by_name_and_text_table_is_frozen(with_features):
     root, titled = with_features
     assert get_model("LLMEMF") is LLMEMF
-    config, data, model = build(root)
+    config, data, model = build(root, fusion_weights={"id": 0.7, "img": 0.15, "txt": 0.15})
     assert model.text_fusion and not model.image_fusion and model.n_encoders == 6
     assert "text_table" not in dict(model.named_parameters())
     # no image store: the image weight drops out and ID / text keep their 0.7 : 0.15 ratio
