@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         figure = Path(args.readme).resolve().parent / link
         figure.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out_dir / "summary.png", figure)
-        report.replace_readme_block(args.readme, key, markdown + f"\n![{key}: test MRR per model]({link})\n")
+        report.replace_readme_block(args.readme, key, markdown + f"\n![{key}: {args.split} MRR per model]({link})\n")
         print(f"README block '{key}' filled in {args.readme}; figure {figure}")
     return 0 if not failed else 3
 

@@ -10,9 +10,9 @@ Where the paper is silent (its fusion weights are not public), what this file do
 
 - The weights are YAML keys (``fusion_weights``); a modality without a feature store (no images here)
   drops out and the remaining weights are renormalised, keeping their ratios.
-- Defaults carry IFCDSR's alpha over: the ID table keeps 0.7 and the frozen tables share the rest
-  equally (0.15 image, 0.15 text); without images that is 0.82 ID / 0.18 text. They were not tuned on
-  validation data (see the issue note).
+- Defaults: ID and text weigh 0.5 : 0.5, chosen on validation data (text weights 0.1, 0.18, 0.3, 0.5
+  on fk_abxi and fk_llmcdsr; README "LLMEMF's fusion weights"); the image weight (0.15) is not tuned,
+  as no image features exist here.
 - Items without text (no title) follow IFCDSR's neutral rule: the text branch only redistributes
   probability among items that have text.
 """
