@@ -92,7 +92,7 @@ def mismatch(saved: dict, current: dict) -> str | None:
             if old != new:
                 return (f"its {label} {name} ({_short(old)}, read from {saved['data_path']}) differs from this "
                         f"run's ({_short(new)}, in {current['data_path']})")
-    for name in sorted(set(saved["shapes"]) | set(current["shapes"])):
+    for name in list(saved["shapes"]) + [n for n in current["shapes"] if n not in saved["shapes"]]:  # model order
         old, new = saved["shapes"].get(name), current["shapes"].get(name)
         if old != new:
             return f"its tensor {name} has shape {old}, this run's model has {new}"

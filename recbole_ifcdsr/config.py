@@ -11,14 +11,13 @@ YAML syntax error names the file and line, and a value whose type does not fit t
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import yaml
 from recbole.config import Config as RecBoleConfig
 
 from recbole_ifcdsr.errors import CDSRError, ConfigError, one_line
 from recbole_ifcdsr.paths import DATASET_DIR, PROPERTIES_DIR, known_datasets
 from recbole_ifcdsr.registry import UnknownNameError, get_model
+from recbole_ifcdsr.yamlfile import read_yaml
 
 PROTOCOLS = ("sampled", "full", "both")
 
@@ -51,24 +50,7 @@ class Config(RecBoleConfig):
 
     # ---- YAML files: every error names its file ---------------------------------------------
     def _read_yaml(self, file) -> dict:
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{file}: config file not found") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{file}: cannot read ({one_line(error)})") from None
-        try:
-            loaded = yaml.load(text, Loader=self.yaml_loader)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-            problem = getattr(error, "problem", None) or one_line(error)
-            raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
-        if loaded is None:
-            return {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{file}: expected 'key: value' lines, found a YAML {type(loaded).__name__}")
-        return loaded
+        return read_yaml(file, loader=self.yaml_loader)
 
     def _load_config_files(self, file_list):
         merged: dict = {}

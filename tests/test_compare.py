@@ -33,7 +33,7 @@ def test_summary_and_table_mark_the_best_mean():
 
 def test_finished_cell_with_same_request_is_reused(tmp_path):
     request = cell_request("Pop", "fk_abxi", 0, [], ["--epochs=1"])
-    (tmp_path / "Pop-seed0.json").write_text(json.dumps({"cell_request": request}))
+    (tmp_path / "Pop-seed0.json").write_text(json.dumps({**fake_result("Pop", 0, 0.1, 0.1), "cell_request": request}))
     assert run_cell(request, tmp_path, [], ["--epochs=1"]) == (True, "reused")
     changed = cell_request("Pop", "fk_abxi", 0, [], ["--epochs=2"])
     assert changed != request  # a different setting is a different cell and runs again
