@@ -103,7 +103,7 @@ def test_truncated_feature_store(monkeypatch, capsys, tmp_path, with_store):
         np.load(store)["vectors"]
     code, err = ifcdsr(monkeypatch, capsys, tmp_path, root)
     assert code == 2 and one_error_line(err).startswith(
-        f"error: {store}: not a readable feature store, truncated or corrupt (BadZipFile: ")
+        f"error: {store}: not a feature store, or a truncated or corrupt one (BadZipFile: ")
 
 
 def test_one_dimensional_feature_vectors(monkeypatch, capsys, tmp_path, with_store):

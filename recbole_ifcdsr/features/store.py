@@ -75,7 +75,7 @@ def load_features(path: str | os.PathLike) -> tuple:
         with np.load(path, allow_pickle=False) as f:
             tokens, vectors, mask, meta = f["tokens"], f["vectors"], f["mask"], json.loads(str(f["meta"]))
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:  # BadZipFile: a truncated file
-        raise FeatureStoreError(f"{path}: not a readable feature store, truncated or corrupt "
+        raise FeatureStoreError(f"{path}: not a feature store, or a truncated or corrupt one "
                                 f"({type(e).__name__}: {' '.join(str(e).split())}); rebuild it") from e
     if mask.dtype != bool or not np.issubdtype(vectors.dtype, np.floating):
         raise FeatureStoreError(f"{path}: vectors {vectors.dtype} / mask {mask.dtype}; expected float vectors and a bool mask")
