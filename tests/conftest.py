@@ -9,9 +9,11 @@ import pytest
 import recbole_ifcdsr  # noqa: F401  (compat patches before RecBole is used)
 from recbole_ifcdsr.config import Config
 from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
-from recbole_ifcdsr.paths import DATASET_DIR, SHARED_DATA_DIR
+from recbole_ifcdsr.paths import SHARED_DATA_DIR, default_data_path
 
 QUIET = {"show_progress": False, "state": "WARNING"}
+# Config's default data_path (./dataset, as in RecBole): the shipped datasets are unpacked there on first use
+DATA_PATH = default_data_path()
 
 
 def shared_data_dir() -> Path:
@@ -57,7 +59,7 @@ def abxi_slice_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
     out = root / "fk_abxi"
     out.mkdir()
-    src = DATASET_DIR / "fk_abxi"
+    src = DATA_PATH / "fk_abxi"
     (out / "fk_abxi.item").write_bytes((src / "fk_abxi.item").read_bytes())
     kept = first_users_rows((src / "fk_abxi.inter").read_text().splitlines(keepends=True), 300)
     (out / "fk_abxi.inter").write_text("".join(kept))
