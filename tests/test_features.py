@@ -70,6 +70,7 @@ def abo_images(tmp_path) -> Path:
     return images
 
 
+@pytest.mark.integration
 def test_real_jpegs_encoded_missing_and_corrupt_masked(tmp_path, abo_images, tiny_clip):
     tokens = ASINS + ["TRUNCATED", "NOTANIMAGE", "NOFILE"]
     make_dataset(tmp_path, "abo", tokens)
@@ -130,6 +131,7 @@ def _kill_when_blocked_on(cmd: list, fifo: Path, hang_guard_s: float = 900) -> N
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.e2e
 def test_resume_after_kill_is_byte_identical(tmp_path, tiny_clip):
     """A run killed mid-way resumes: the finished parts are not recomputed and the store is byte-identical
     to a straight run's. Nothing here depends on how far the killed run got before the kill."""
@@ -180,6 +182,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+@pytest.mark.integration
 def test_image_urls_downloaded_cached_and_failures_masked(tmp_path, tiny_clip):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(ABO)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -220,12 +223,14 @@ def _cos(encoder, texts):
     ("fk_llmcdsr", "B001E5E0D8", "B000G1X45G", "B0000CFNJ0"),   # two ground coffees vs a knife block
     ("fk_llmcdsr", "B0000CFNJ0", "B0000DZDHB", "B001E5E0D8"),   # two knife holders vs a ground coffee
 ])
+@pytest.mark.integration
 def test_minilm_same_product_type_closer_on_real_titles(minilm, dataset, same_a, same_b, other):
     _, titles = read_item_file(DATA_PATH / dataset, dataset)
     sims = _cos(minilm, [titles[same_a], titles[same_b], titles[other]])
     assert sims[0, 1] > sims[0, 2] + 0.1, (titles[same_a], titles[same_b], titles[other], sims)
 
 
+@pytest.mark.integration
 def test_ensure_feature_builds_minilm_store_once(tmp_path, minilm, caplog):
     _, titles = read_item_file(DATA_PATH / "fk_llmcdsr", "fk_llmcdsr")
     tokens = list(titles)[:20] + ["UNTITLED"]
@@ -246,6 +251,7 @@ def test_ensure_feature_builds_minilm_store_once(tmp_path, minilm, caplog):
     assert ensure_feature(config, "tiny", "not_configured") is None
 
 
+@pytest.mark.integration
 def test_clip_without_weights_stops_with_instructions(tmp_path, caplog):
     with pytest.raises(EncoderUnavailable, match="not found"):
         resolve_clip_weights("ViT-B-32", str(tmp_path / "missing.safetensors"))
@@ -266,6 +272,7 @@ def test_clip_without_weights_stops_with_instructions(tmp_path, caplog):
     assert not feature_path(tmp_path / "d", "d", "image").exists()
 
 
+@pytest.mark.e2e
 def test_cli_without_weights_is_one_line_error(tmp_path):
     make_dataset(tmp_path, "d", ["A"])
     done = subprocess.run(FEATURES_CLI + ["extract", "--dataset=d", "--feature=image", "--modality=image",
@@ -275,6 +282,7 @@ def test_cli_without_weights_is_one_line_error(tmp_path):
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: CLIP checkpoint file")
 
 
+@pytest.mark.unit
 def test_float_seq_roundtrip_and_store_errors(tmp_path):
     path = tmp_path / "d.f.npz"
     vectors = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
@@ -303,6 +311,7 @@ def test_float_seq_roundtrip_and_store_errors(tmp_path):
         load_features(tmp_path / "absent.npz")
 
 
+@pytest.mark.integration
 def test_main_cli_builds_missing_text_store_on_first_use(tmp_path, minilm, caplog):
     """run_recbole_ifcdsr (Pop, a 20-user real slice of fk_abxi) builds the store its YAML names, and says so."""
     from recbole_ifcdsr.quick_start import run_recbole_ifcdsr

@@ -10,6 +10,8 @@ from recbole_ifcdsr.features.store import load_features
 
 from test_features import ABO, ASINS, clip_spec, make_dataset, tiny_clip  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.integration
+
 pytest.importorskip("ray")
 
 

@@ -53,16 +53,16 @@ def prepare_dataset_dir(directory: str | os.PathLike) -> list[Path]:
 def _unpack_shipped(shipped: Path, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for source in sorted(shipped.iterdir()):
-        if source.suffix == ".gz" and Path(source.stem).suffix in PACKED_SUFFIXES:
-            target, opener = directory / source.stem, gzip.open
-        elif source.name in (f"{directory.name}.meta.json", "README.md"):  # provenance
-            target, opener = directory / source.name, open
-        else:
-            continue
-        if not target.exists():
-            _write_atomically(source, target, opener)
+    for packed in sorted(shipped.glob("*.gz")):
+        target = directory / packed.stem
+        if target.suffix in PACKED_SUFFIXES and not target.exists():
+            _write_atomically(packed, target, gzip.open)
             written.append(target)
+    if written:  # provenance goes with the shipped files, not into a folder of the user's own files
+        for name in (f"{directory.name}.meta.json", "README.md"):
+            if (shipped / name).is_file() and not (directory / name).exists():
+                _write_atomically(shipped / name, directory / name, open)
+                written.append(directory / name)
     return written
 
 
