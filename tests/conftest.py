@@ -1,6 +1,8 @@
-"""Shared fixtures: the shipped real datasets (session-scoped: loading takes seconds) and a real slice."""
+"""Shared fixtures: the shipped real datasets (session-scoped: loading takes seconds), a real slice, a tiny
+open_clip config; the test tiers (setup.cfg) are enforced here."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -62,6 +64,19 @@ def abxi():
 @pytest.fixture(scope="session")
 def llmcdsr():
     return load("SASRec", "fk_llmcdsr")
+
+
+# a tiny open_clip config (random init): it tests the feature pipeline, not semantics
+TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
+             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2}}
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    """Path of the tiny open_clip model config (its file name is the model name: tiny-clip)."""
+    path = tmp_path_factory.mktemp("clip") / "tiny-clip.json"
+    path.write_text(json.dumps(TINY_CLIP))
+    return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import functools
 import http.server
-import json
 import logging
 import os
 import re
@@ -33,16 +32,7 @@ from recbole_ifcdsr.paths import REPO_ROOT
 
 ABO = Path(__file__).parent / "data" / "abo"
 ASINS = ["B074M5HPBD", "B0799CK52K", "B07GTFSCHB"]
-TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
-             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2}}
 FEATURES_CLI = [sys.executable, "-m", "recbole_ifcdsr.features"]
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("clip") / "tiny-clip.json"
-    path.write_text(json.dumps(TINY_CLIP))
-    return str(path)
 
 
 def clip_spec(tiny_clip, **extra) -> dict:
