@@ -24,7 +24,7 @@ from recbole.data.dataset import Dataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
-from recbole_ifcdsr.data.packing import unpack_if_needed
+from recbole_ifcdsr.data.packing import prepare_dataset_dir
 
 DOMAINS = ("X", "Y")
 RECIPES = ("leave_one_out", "user_split")
@@ -60,7 +60,7 @@ class CrossDomainSequentialDataset(Dataset):
         self.recipe = config["cdsr_recipe"]
         if self.recipe not in RECIPES:
             raise DatasetError(f"cdsr_recipe '{self.recipe}' unknown; valid: {', '.join(RECIPES)}")
-        unpack_if_needed(config["data_path"])  # shipped datasets come gzipped
+        prepare_dataset_dir(config["data_path"])  # shipped datasets come gzipped
         super().__init__(config)
 
     # ---- loading -------------------------------------------------------------------------------
