@@ -36,7 +36,7 @@ import numpy as np
 
 from recbole_ifcdsr import report
 from recbole_ifcdsr.errors import ConfigError
-from recbole_ifcdsr.paths import PROPERTIES_DIR
+from recbole_ifcdsr.paths import default_properties
 
 DOMAINS = ("X", "Y")
 TABLE_METRICS = ("MRR", "NDCG@10", "HR@10")
@@ -96,9 +96,7 @@ def cell_request(model: str, dataset: str, seed: int, config_files: list[str], o
     files = {f: _digest(Path(f)) for f in config_files}
     request = {"model": model, "dataset": dataset, "seed": seed, "config_files": files, "overrides": sorted(overrides)}
     # the plug-in's own defaults the run reads: a changed default must not reuse an old result
-    defaults = {str(p.relative_to(PROPERTIES_DIR)): _digest(p) for p in (
-        PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "model" / f"{model}.yaml",
-        PROPERTIES_DIR / "dataset" / f"{dataset}.yaml") if p.is_file()}
+    defaults = {name: _digest(path) for name, path in default_properties(model, dataset).items()}
     if defaults:
         request["defaults"] = defaults
     if label and label != model:
@@ -149,7 +147,7 @@ def _read_json(path: Path):
 
 
 def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: list[str]) -> tuple[bool, str]:
-    """Run one cell through run_recbole_ifcdsr.py unless an identical finished run is stored."""
+    """Run one cell through the installed package's run command unless an identical finished run is stored."""
     result_path = cell_path(out_dir, request, ".json")
     rerun = ""
     if result_path.is_file():
@@ -162,7 +160,7 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
             result_path.unlink()
     log_path = cell_path(out_dir, request, ".log")
     tmp_result = cell_path(out_dir, request, ".partial.json")
-    command = [sys.executable, str(Path(__file__).resolve().parents[1] / "run_recbole_ifcdsr.py"),
+    command = [sys.executable, "-m", "recbole_ifcdsr.run",
                f"--model={request['model']}", f"--dataset={request['dataset']}", f"--seed={request['seed']}",
                f"--results_file={tmp_result}", "--show_progress=False", *overrides]
     if config_files:

@@ -1,8 +1,9 @@
 """Config: RecBole's Config with the plug-in's models and YAML layered on top.
 
 Precedence (lowest first), as in RecBole: RecBole's own properties, then ours
-(``properties/overall.yaml``, ``properties/model/<M>.yaml``, ``properties/dataset/<d>.yaml``),
-then ``config_file_list``, then ``config_dict``, then ``--key=value`` on the command line.
+(``properties/overall.yaml``, ``properties/model/<M>.yaml``, ``properties/dataset/<d>.yaml``; each the
+working directory's if it has one, else the plug-in's), then ``config_file_list``, then ``config_dict``,
+then ``--key=value`` on the command line. ``data_path`` defaults to ``./dataset`` as in RecBole.
 
 Every problem with a setting is a :class:`ConfigError` that names where the setting came from: a
 YAML syntax error names the file and line, and a value whose type does not fit the key's default
@@ -15,7 +16,7 @@ import os
 from recbole.config import Config as RecBoleConfig
 
 from recbole_ifcdsr.errors import CDSRError, ConfigError, one_line
-from recbole_ifcdsr.paths import DATASET_DIR, PROPERTIES_DIR, known_datasets
+from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties, known_datasets
 from recbole_ifcdsr.registry import UnknownNameError, get_model
 from recbole_ifcdsr.yamlfile import read_yaml
 
@@ -88,16 +89,11 @@ class Config(RecBoleConfig):
 
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
-        self.internal_config_dict["data_path"] = str(DATASET_DIR)
-        for path in (
-            PROPERTIES_DIR / "overall.yaml",
-            PROPERTIES_DIR / "model" / f"{model}.yaml",
-            PROPERTIES_DIR / "dataset" / f"{dataset}.yaml",
-        ):
-            if path.is_file():
-                loaded = self._update_internal_config_dict(str(path)) or {}
-                if path.parent.name == "dataset":
-                    self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
+        self.internal_config_dict["data_path"] = str(default_data_path())
+        for name, path in default_properties(model, dataset).items():
+            loaded = self._update_internal_config_dict(str(path)) or {}
+            if name.startswith("dataset/"):
+                self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
 
     # ---- values -----------------------------------------------------------------------------
     def _source_of(self, key: str) -> str:
@@ -124,7 +120,7 @@ class Config(RecBoleConfig):
         if protocol not in PROTOCOLS:
             raise ConfigError(f"Unknown protocol '{protocol}'. Valid protocols: {', '.join(PROTOCOLS)}")
         data_path = self.final_config_dict["data_path"]
-        if not os.path.isdir(data_path):
+        if not os.path.isdir(data_path) and self.dataset not in SHIPPED_DATASETS:  # those unpack on first use
             raise FileNotFoundError(
                 f"Dataset folder {data_path} not found: run the converter "
                 f"(python -m recbole_ifcdsr.data.converters {self.dataset}) first"

@@ -16,8 +16,10 @@ from pathlib import Path
 from recbole_ifcdsr.errors import DataError
 from recbole_ifcdsr.yamlfile import read_yaml
 
+from recbole_ifcdsr.paths import PROPERTIES_DIR
+
 DOMAINS = ("X", "Y")
-ANCHORS_FILE = Path(__file__).resolve().parents[1] / "properties" / "anchors.yaml"
+ANCHORS_FILE = PROPERTIES_DIR / "anchors.yaml"
 
 
 class ReportError(DataError):

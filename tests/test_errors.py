@@ -1,7 +1,6 @@
 """Each expected problem is one ``error: ...`` line and exit status 2 at the command line (the main CLI
 run in-process with its real argv parsing); an unexpected exception keeps its traceback."""
 import json
-import runpy
 import shutil
 import sys
 import zipfile
@@ -11,19 +10,17 @@ import pytest
 
 from recbole_ifcdsr.errors import CDSRError, ConfigError, DataError, one_line, run_cli
 from recbole_ifcdsr.features.store import feature_path, save_features
-from recbole_ifcdsr.paths import REPO_ROOT
+from recbole_ifcdsr.run import main as run_main
 
 from conftest import SMALL_RUN
 
-MAIN = runpy.run_path(str(REPO_ROOT / "run_recbole_ifcdsr.py"))["main"]
-
 
 def cli(monkeypatch, capsys, tmp_path, *args) -> tuple[int, str]:
-    """(exit status, stderr) of ``python run_recbole_ifcdsr.py *args`` run in this process."""
+    """(exit status, stderr) of ``python -m recbole_ifcdsr.run *args`` run in this process."""
     monkeypatch.chdir(tmp_path)  # RecBole writes log/ into the working directory
     monkeypatch.setattr(sys, "argv", ["run_recbole_ifcdsr.py", "--show_progress=False", "--state=WARNING",
                                       f"--checkpoint_dir={tmp_path / 'saved'}", *args])
-    code = run_cli(MAIN)
+    code = run_main()
     return code, capsys.readouterr().err
 
 
@@ -33,6 +30,7 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.unit
 def test_run_cli_reports_expected_errors_and_lets_bugs_through(capsys):
     def expected():
         raise DataError("a.inter:3: timestamp: 'x' is not a number")
@@ -45,11 +43,13 @@ def test_run_cli_reports_expected_errors_and_lets_bugs_through(capsys):
     assert issubclass(ConfigError, ValueError) and issubclass(DataError, ValueError)
 
 
+@pytest.mark.integration
 def test_seed_that_is_not_a_number(monkeypatch, capsys, tmp_path, abxi_small_dir):
     code, err = cli(monkeypatch, capsys, tmp_path, "--model=Pop", f"--data_path={abxi_small_dir}", "--seed=abc")
     assert code == 2 and one_error_line(err) == "error: --seed=abc: seed must be an integer (default 2020)"
 
 
+@pytest.mark.unit
 def test_mistyped_values_from_a_file_or_dict_name_their_source(tmp_path):
     from recbole_ifcdsr.config import Config
 
@@ -61,6 +61,7 @@ def test_mistyped_values_from_a_file_or_dict_name_their_source(tmp_path):
         Config("SASRec", "fk_abxi", config_dict={"learning_rate": "fast"})
 
 
+@pytest.mark.integration
 def test_yaml_syntax_error_names_the_file_and_line(monkeypatch, capsys, tmp_path, abxi_small_dir):
     broken = tmp_path / "broken.yaml"
     broken.write_text("epochs: 2\nlearning_rate: [0.1\n")
@@ -70,6 +71,7 @@ def test_yaml_syntax_error_names_the_file_and_line(monkeypatch, capsys, tmp_path
     assert one_error_line(err) == f"error: {broken}:3: YAML syntax error: expected ',' or ']', but got '<stream end>'"
 
 
+@pytest.mark.integration
 def test_epochs_minus_one_fails_and_keeps_the_results_file(monkeypatch, capsys, tmp_path, abxi_small_dir):
     results = tmp_path / "results.json"
     results.write_text('{"earlier": "run"}')
@@ -95,6 +97,7 @@ def ifcdsr(monkeypatch, capsys, tmp_path, root, *extra):
                *extra)
 
 
+@pytest.mark.integration
 def test_truncated_feature_store(monkeypatch, capsys, tmp_path, with_store):
     root, tokens, store = with_store
     save_features(store, tokens, np.ones((len(tokens), 8)), np.ones(len(tokens), dtype=bool), {})
@@ -106,6 +109,7 @@ def test_truncated_feature_store(monkeypatch, capsys, tmp_path, with_store):
         f"error: {store}: not a feature store, or a truncated or corrupt one (BadZipFile: ")
 
 
+@pytest.mark.integration
 def test_one_dimensional_feature_vectors(monkeypatch, capsys, tmp_path, with_store):
     root, tokens, store = with_store
     np.savez(store, tokens=np.asarray(tokens), vectors=np.ones(len(tokens), dtype=np.float32),
@@ -115,6 +119,7 @@ def test_one_dimensional_feature_vectors(monkeypatch, capsys, tmp_path, with_sto
         f"error: {store}: vectors have shape ({len(tokens)},); a store holds one row per item ([n, dim])")
 
 
+@pytest.mark.integration
 def test_store_width_that_does_not_fit_the_model(monkeypatch, capsys, tmp_path, with_store):
     root, tokens, store = with_store
     save_features(store, tokens, np.ones((len(tokens), 7)), np.ones(len(tokens), dtype=bool), {})
@@ -124,6 +129,7 @@ def test_store_width_that_does_not_fit_the_model(monkeypatch, capsys, tmp_path, 
         f"be a multiple of n_heads=2 (set by image_feature: image)")
 
 
+@pytest.mark.unit
 def test_store_width_that_disagrees_with_its_own_meta(tmp_path):
     from recbole_ifcdsr.features.store import FeatureStoreError, load_features
 
@@ -134,6 +140,7 @@ def test_store_width_that_disagrees_with_its_own_meta(tmp_path):
         load_features(path)
 
 
+@pytest.mark.integration
 def test_truncated_checkpoint_at_the_command_line(monkeypatch, capsys, tmp_path, abxi_small_dir):
     saved = tmp_path / "saved"
     saved.mkdir()
@@ -144,18 +151,16 @@ def test_truncated_checkpoint_at_the_command_line(monkeypatch, capsys, tmp_path,
         f"error: {saved / 'Pop-fk_abxi-seed2020-last.pth'}: not a readable checkpoint, truncated or corrupt (")
 
 
-def test_corrupt_local_clip_checkpoint(tmp_path, capsys):
+@pytest.mark.integration
+def test_corrupt_local_clip_checkpoint(tmp_path, capsys, tiny_clip):
     from recbole_ifcdsr.features.__main__ import main as features_main
 
-    from test_features import TINY_CLIP, make_dataset
-
-    config = tmp_path / "tiny-clip.json"
-    config.write_text(json.dumps(TINY_CLIP))
     weights = tmp_path / "weights.pt"
     weights.write_bytes(b"\x80\x04 not a torch file")
-    make_dataset(tmp_path, "d", ["A"])
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "d.item").write_text("item_id:token\tdomain:token\ttitle:token_seq\nA\tX\t\n")
     code = features_main(["extract", "--dataset=d", "--feature=image", "--modality=image", "--encoder=clip",
-                          "--clip_model=tiny-clip", f"--model_config={config}", f"--pretrained={weights}",
+                          "--clip_model=tiny-clip", f"--model_config={tiny_clip}", f"--pretrained={weights}",
                           f"--image_dir={tmp_path}", f"--data_path={tmp_path}", "--device=cpu", "--no_progress"])
     err = capsys.readouterr().err
     assert code == 2 and one_error_line(err).startswith(

@@ -28,6 +28,7 @@ NON_FINITE = (float("nan"), float("inf"), float("-inf"))
 
 
 # ---- ranks_against: every position, every non-finite value ------------------------------------
+@pytest.mark.unit
 def test_ranks_against_raises_for_a_non_finite_score_in_every_counted_position():
     generator = torch.Generator().manual_seed(0)
     target, others = torch.rand(3, generator=generator), torch.rand(3, 6, generator=generator)
@@ -51,12 +52,14 @@ def test_ranks_against_raises_for_a_non_finite_score_in_every_counted_position()
                     assert ranks_against(target, bad_others, valid).tolist() == ranks_against(target, others, valid).tolist()
 
 
+@pytest.mark.unit
 def test_a_nan_target_used_to_rank_first():
     """The finding: both comparisons with NaN are False, so the old rule gave rank 1 (MRR 1.0)."""
     with pytest.raises(NonFiniteError):
         ranks_against(torch.tensor([float("nan")]), torch.tensor([[0.3, 0.9, 0.1]]))
 
 
+@pytest.mark.unit
 def test_no_ranks_and_non_finite_selection_scores_are_errors():
     with pytest.raises(EmptyRunError, match="no evaluation case"):
         metrics_from_ranks(np.array([]), ["MRR"])
@@ -82,6 +85,7 @@ def tiny(tmp_path_factory):
 
 
 @pytest.mark.parametrize("split", ["valid", "test"])
+@pytest.mark.integration
 def test_evaluator_raises_for_a_non_finite_score_of_any_target_or_competitor(tiny, split):
     config, data = tiny
     model = Pop(config, data)
@@ -109,6 +113,7 @@ def test_evaluator_raises_for_a_non_finite_score_of_any_target_or_competitor(tin
                 assert math.isfinite(evaluator.evaluate(model, split, protocols=("sampled",))["sampled"]["X"]["MRR"])
 
 
+@pytest.mark.integration
 def test_evaluator_names_model_split_epoch_and_case(tiny):
     config, data = tiny
     model = Pop(config, data)
@@ -119,6 +124,7 @@ def test_evaluator_names_model_split_epoch_and_case(tiny):
                                       "for their target or a competitor (first: user 'u1', target 'g', target score nan)")
 
 
+@pytest.mark.integration
 def test_a_split_without_cases_of_a_domain_fails_before_training(tiny, tmp_path):
     """Every user's validation target is a Grocery item: the Kitchen domain has no validation case.
     Its metrics used to be NaN, so joint selection never improved and neither domain had results."""
@@ -148,6 +154,7 @@ def small_trainer(data_dir, tmp_path, model_name="SASRec"):
     return trainer, loader, ProtocolEvaluator(data, config), ModelSelector(config["cdsr_selection"])
 
 
+@pytest.mark.integration
 def test_training_stops_at_a_nan_loss_naming_the_batch(abxi_small_dir, tmp_path):
     trainer, loader, evaluator, selector = small_trainer(abxi_small_dir, tmp_path)
     with torch.no_grad():
@@ -158,6 +165,7 @@ def test_training_stops_at_a_nan_loss_naming_the_batch(abxi_small_dir, tmp_path)
     assert not (tmp_path / "SASRec-fk_abxi-seed1-last.pth").exists()  # nothing of the poisoned epoch is kept
 
 
+@pytest.mark.integration
 def test_training_stops_at_a_nan_gradient_naming_batch_and_parameter(abxi_small_dir, tmp_path):
     trainer, loader, evaluator, selector = small_trainer(abxi_small_dir, tmp_path)
     calls = []
@@ -182,6 +190,7 @@ def write_raw_store(path, tokens, vectors, mask):
              meta=np.array(json.dumps({"dim": np.asarray(vectors).shape[1]})))
 
 
+@pytest.mark.unit
 def test_masked_rows_are_stored_as_zeros_and_a_nan_anywhere_is_named(tmp_path):
     path = tmp_path / "d.image.npz"
     save_features(path, ["a", "b"], np.array([[1.0, 2.0], [np.nan, 5.0]]), np.array([True, False]), {})
@@ -195,6 +204,7 @@ def test_masked_rows_are_stored_as_zeros_and_a_nan_anywhere_is_named(tmp_path):
     assert vectors[2].tolist() == [0.0, 0.0] and mask.tolist() == [False, True, False]
 
 
+@pytest.mark.integration
 def test_one_nan_in_a_masked_image_row_fails_the_run_instead_of_perfect_metrics(abxi_small_dir, tmp_path, monkeypatch):
     """The finding: IFCDSR with such a store exited 0 with MRR = NDCG = HR = 1.0 in both domains."""
     monkeypatch.chdir(tmp_path)

@@ -43,6 +43,7 @@ def interrupt_after_epoch(monkeypatch, epoch: int) -> None:
 
 
 @pytest.mark.parametrize("model", ["IFCDSR", "SASRec"])
+@pytest.mark.integration
 def test_resumed_run_equals_an_uninterrupted_one_bit_for_bit(abxi_small_dir, tmp_path, monkeypatch, model):
     """Same metrics, same epoch losses, same final weights: dropout's random state and the loader's data
     order are restored, not re-seeded (before, epoch 1's loss differed after a resume)."""
@@ -93,6 +94,7 @@ def other_data(abxi_small_dir, tmp_path):
     return root
 
 
+@pytest.mark.integration
 def test_a_checkpoint_of_other_data_under_the_same_name_is_refused(one_epoch, other_data, tmp_path, monkeypatch,
                                                                    abxi_small_dir):
     monkeypatch.chdir(tmp_path)
@@ -110,6 +112,7 @@ def test_a_checkpoint_of_other_data_under_the_same_name_is_refused(one_epoch, ot
     ({"id_embedding_size": 16}, "its tensor item_embedding.weight has shape [1279, 8], this run's model has [1279, 16]"),
     ({"multiple_attention": False}, "its tensor id_encoders.x."),
 ])
+@pytest.mark.integration
 def test_a_checkpoint_of_other_settings_or_shapes_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch,
                                                              extra, difference):
     monkeypatch.chdir(tmp_path)
@@ -118,6 +121,7 @@ def test_a_checkpoint_of_other_settings_or_shapes_is_refused(one_epoch, abxi_sma
     assert difference in str(info.value)
 
 
+@pytest.mark.integration
 def test_a_truncated_checkpoint_is_one_line(one_epoch, abxi_small_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     directory = tmp_path / "saved"
@@ -129,6 +133,7 @@ def test_a_truncated_checkpoint_is_one_line(one_epoch, abxi_small_dir, tmp_path,
     assert "\n" not in str(info.value) and "delete it to start afresh" in str(info.value)
 
 
+@pytest.mark.integration
 def test_a_checkpoint_without_a_run_record_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     directory = tmp_path / "saved"
@@ -142,6 +147,7 @@ def test_a_checkpoint_without_a_run_record_is_refused(one_epoch, abxi_small_dir,
         run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings(abxi_small_dir, directory, epochs=2, resume=True))
 
 
+@pytest.mark.integration
 def test_resume_without_a_checkpoint_says_so(abxi_small_dir, tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     with caplog.at_level(logging.WARNING):
@@ -151,6 +157,7 @@ def test_resume_without_a_checkpoint_says_so(abxi_small_dir, tmp_path, monkeypat
     assert f"resume=True but there is no checkpoint {last_file(tmp_path / 'empty')}: starting from epoch 0" in caplog.text
 
 
+@pytest.mark.integration
 def test_identity_lists_what_the_issue_asks(one_epoch):
     state = checkpoint.load(one_epoch)
     run = state["run"]

@@ -25,7 +25,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_ifcdsr.data.atomic import check_dataset_files
-from recbole_ifcdsr.data.packing import unpack_if_needed
+from recbole_ifcdsr.data.packing import prepare_dataset_dir
 from recbole_ifcdsr.errors import DataError
 
 DOMAINS = ("X", "Y")
@@ -62,7 +62,7 @@ class CrossDomainSequentialDataset(Dataset):
         self.recipe = config["cdsr_recipe"]
         if self.recipe not in RECIPES:
             raise DatasetError(f"cdsr_recipe '{self.recipe}' unknown; valid: {', '.join(RECIPES)}")
-        unpack_if_needed(config["data_path"])  # shipped datasets come gzipped
+        prepare_dataset_dir(config["data_path"])  # shipped datasets come gzipped
         # every line checked before RecBole's reader can drop or misread it; the digests identify the data
         self.file_fingerprint = check_dataset_files(config, config["data_path"], config["dataset"])
         super().__init__(config)

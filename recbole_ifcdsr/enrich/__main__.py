@@ -25,7 +25,7 @@ from recbole_ifcdsr.enrich.items import item_file, read_items
 from recbole_ifcdsr.enrich.prompt import DEFAULT_PROMPT_FILE, load_prompt
 from recbole_ifcdsr.enrich.runner import enrich
 from recbole_ifcdsr.errors import run_cli
-from recbole_ifcdsr.paths import DATASET_DIR
+from recbole_ifcdsr.paths import default_data_path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--backend", required=True, choices=BACKENDS)
-    parser.add_argument("--data_path", default=str(DATASET_DIR))
+    parser.add_argument("--data_path", default=str(default_data_path()))
     parser.add_argument("--prompt", default=str(DEFAULT_PROMPT_FILE))
     parser.add_argument("--limit", type=int, default=None, help="only the first N titled items (a subset)")
     parser.add_argument("--export", default=None, help="TSV path (default dataset/<name>/<name>.enrich.<backend>.tsv)")

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from recbole_ifcdsr.data.packing import unpack_if_needed
+from recbole_ifcdsr.data.packing import prepare_dataset_dir
 from recbole_ifcdsr.errors import DataError
 
 TOKEN_COLUMN = "item_id:token"
@@ -23,7 +23,7 @@ class Item:
 def item_file(data_path: str | os.PathLike, dataset: str) -> Path:
     """``<data_path>/<dataset>/<dataset>.item``, unpacked from its shipped .gz if needed."""
     directory = Path(data_path) / dataset
-    unpack_if_needed(directory)
+    prepare_dataset_dir(directory)
     path = directory / f"{dataset}.item"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no item file for dataset '{dataset}'")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from recbole_ifcdsr.errors import run_cli
-from recbole_ifcdsr.paths import DATASET_DIR
+from recbole_ifcdsr.paths import default_data_path
 from recbole_ifcdsr.yamlfile import read_yaml
 
 SPEC_FLAGS = ("modality", "encoder", "clip_model", "pretrained", "model_config", "model_path", "image_dir",
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     ex = sub.add_parser("extract", help="encode item images or texts into the feature store")
     ex.add_argument("--dataset", required=True)
     ex.add_argument("--feature", required=True, help="feature name, e.g. text_minilm or image")
-    ex.add_argument("--data_path", default=str(DATASET_DIR), help="folder holding <dataset>/ (default: dataset/)")
+    ex.add_argument("--data_path", default=str(default_data_path()), help="folder holding <dataset>/ (default: ./dataset)")
     ex.add_argument("--config_files", help="YAML files whose item_features.<feature> gives the spec")
     ex.add_argument("--modality", choices=("image", "text"))
     ex.add_argument("--encoder", choices=("clip", "minilm"))
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     for p in (out, imp):
         p.add_argument("--dataset", required=True)
         p.add_argument("--feature", required=True)
-        p.add_argument("--data_path", default=str(DATASET_DIR))
+        p.add_argument("--data_path", default=str(default_data_path()))
         p.add_argument("--field", help="float_seq column name (default: the feature name)")
         p.add_argument("--item_file", required=True, help="the .item file to write / read")
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from recbole_ifcdsr.data.packing import unpack_if_needed
+from recbole_ifcdsr.data.packing import prepare_dataset_dir
 from recbole_ifcdsr.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
@@ -26,7 +26,7 @@ class ItemMissing(LookupError):
 def read_item_file(dataset_dir: str | os.PathLike, dataset: str) -> tuple[list[str], dict[str, str]]:
     """(item tokens in file order, {token: title}) from ``<dataset_dir>/<dataset>.item`` (unpacked if needed)."""
     dataset_dir = Path(dataset_dir)
-    unpack_if_needed(dataset_dir)
+    prepare_dataset_dir(dataset_dir)
     path = dataset_dir / f"{dataset}.item"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the feature store needs the dataset's .item file")

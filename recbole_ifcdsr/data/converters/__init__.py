@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from recbole_ifcdsr.errors import run_cli
+from recbole_ifcdsr.paths import SHARED_DATA_DIR, default_data_path
 
 from .abxi import convert_fk_abxi, parse_abxi_sequences
 from .c2dsr import (
@@ -72,12 +73,12 @@ def repo_root() -> Path:
 
 def default_src(name: str) -> Path:
     """``<repo>/../shared/data/<source folder>``, where the real upstream files live."""
-    return repo_root().parent / "shared" / "data" / SOURCE_FOLDERS[name]
+    return SHARED_DATA_DIR / SOURCE_FOLDERS[name]
 
 
 def default_out(name: str) -> Path:
-    """``<repo>/dataset/<name>``, RecBole's data_path layout."""
-    return repo_root() / "dataset" / name
+    """``./dataset/<name>``, RecBole's data_path layout."""
+    return default_data_path() / name
 
 
 def convert(name: str, src: Optional[Path] = None, out: Optional[Path] = None,
@@ -96,7 +97,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      description="Convert a CDSR release to RecBole atomic files.")
     parser.add_argument("name", choices=sorted(CONVERTERS))
     parser.add_argument("--src", type=Path, help="source folder (default ../shared/data/<folder>)")
-    parser.add_argument("--out", type=Path, help="output folder (default <repo>/dataset/<name>)")
+    parser.add_argument("--out", type=Path, help="output folder (default ./dataset/<name>)")
     parser.add_argument("--train", type=Path, help="C2DSR traindata_new.txt (default <src>/traindata_new.txt)")
     parser.add_argument("--derived", type=Path, help="folder of title TSVs (default <src>/../derived)")
     parser.add_argument("--pack", action="store_true",
