@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from recbole_ifcdsr import compat
-from recbole_ifcdsr.errors import CheckpointError, CheckpointMismatchError
+from recbole_ifcdsr.errors import CheckpointError, CheckpointMismatchError, brief
 from recbole_ifcdsr.features.store import FROZEN_STORE_KEYS, feature_path
 
 FORMAT = 2  # 1: no run record and no random state (before resume was checked)
@@ -106,8 +106,8 @@ def load(path: str | os.PathLike, map_location=None) -> dict:
     except FileNotFoundError:
         raise
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
-        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt ({type(error).__name__}: "
-                              f"{' '.join(str(error).split())[:200]}); delete it to start afresh") from error
+        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt ({brief(error)}); "
+                              f"delete it to start afresh") from error
     if not isinstance(state, dict) or state.get("format") != FORMAT or "run" not in state:
         raise CheckpointError(f"{path}: written by an older version (no run record), so it cannot be checked against "
                               f"this run; delete it to start afresh")

@@ -49,6 +49,12 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def brief(error: BaseException, limit: int = 160) -> str:
+    """``Type: first sentence`` of a third-party error, for the parenthesis of a one-line message
+    (torch and others append paragraphs of advice that would drown the line)."""
+    return f"{type(error).__name__}: {one_line(error).split('. ')[0][:limit]}"
+
+
 def run_cli(main: Callable[[], int], expected_exit: int = 2) -> int:
     """Run a command line's ``main``; an expected error prints ``error: <message>`` on stderr and
     returns ``expected_exit`` (2 unless a tool documents another), every other exception propagates."""

@@ -197,7 +197,7 @@ def test_masked_rows_are_stored_as_zeros_and_a_nan_anywhere_is_named(tmp_path):
     _, vectors, _, _ = load_features(path)
     assert vectors.tolist() == [[1.0, 2.0], [0.0, 0.0]]
     write_raw_store(path, ["a", "b", "c"], [[1.0, 2.0], [np.nan, 5.0], [3.0, 4.0]], [True, False, True])
-    with pytest.raises(FeatureStoreError, match=r"d\.image\.npz: 1 rows hold NaN or inf, e\.g\. item 'b' \(row 1\)"):
+    with pytest.raises(FeatureStoreError, match=r"d\.image\.npz: NaN or inf in 1 of 3 rows, e\.g\. item 'b' \(row 1\)"):
         load_aligned(path, {"[PAD]": 0, "a": 1, "b": 2, "c": 3}, 4)
     write_raw_store(path, ["a", "b"], [[1.0, 2.0], [7.0, 5.0]], [True, False])  # finite garbage under a mask
     vectors, mask, _ = load_aligned(path, {"[PAD]": 0, "a": 1, "b": 2}, 3)
@@ -218,7 +218,7 @@ def test_one_nan_in_a_masked_image_row_fails_the_run_instead_of_perfect_metrics(
     store = feature_path(root / "fk_abxi", "fk_abxi", "image")
     write_raw_store(store, tokens, vectors, mask)
     results = tmp_path / "results.json"
-    with pytest.raises(FeatureStoreError, match=f"{store}: 1 rows hold NaN or inf, e.g. item '{tokens[0]}' \\(row 0\\)"):
+    with pytest.raises(FeatureStoreError, match=f"{store}: NaN or inf in 1 of {len(tokens)} rows, e.g. item '{tokens[0]}' \\(row 0\\)"):
         run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={
             **SMALL_RUN, "data_path": str(root), "checkpoint_dir": str(tmp_path), "epochs": 1, "id_embedding_size": 8,
             "n_heads": 1, "results_file": str(results)})

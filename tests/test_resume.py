@@ -42,7 +42,8 @@ def interrupt_after_epoch(monkeypatch, epoch: int) -> None:
     monkeypatch.setattr(CrossDomainTrainer, "_write", write_then_crash)
 
 
-@pytest.mark.parametrize("model", ["IFCDSR", "SASRec"])
+@pytest.mark.parametrize("model", ["IFCDSR", pytest.param("SASRec", marks=pytest.mark.slow)])  # same mechanism,
+# RecBole's prefix view: 15 s more, so it runs with -m slow
 @pytest.mark.integration
 def test_resumed_run_equals_an_uninterrupted_one_bit_for_bit(abxi_small_dir, tmp_path, monkeypatch, model):
     """Same metrics, same epoch losses, same final weights: dropout's random state and the loader's data

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbole_ifcdsr.errors import CDSRError, ConfigError
+from recbole_ifcdsr.errors import CDSRError, ConfigError, brief
 
 RANDOM = "random"
 HUB_HOST = "huggingface.co"
@@ -136,7 +136,7 @@ class ClipImageEncoder:
                 raise
             raise EncoderUnavailable(
                 f"CLIP checkpoint file {self.weights} cannot be loaded as {model_name} weights, corrupt or for another "
-                f"model ({type(error).__name__}: {' '.join(str(error).split())[:200]}); download it again") from error
+                f"model ({brief(error)}); download it again") from error
         self.dim = int(self.model.visual.output_dim)
 
     def prepare(self, path) -> torch.Tensor:

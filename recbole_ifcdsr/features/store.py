@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_ifcdsr.errors import DataError
+from recbole_ifcdsr.errors import DataError, brief
 
 
 class FeatureStoreError(DataError):
@@ -37,8 +37,8 @@ def _check_finite(path, tokens, vectors: np.ndarray) -> None:
     """Every row, masked or not, must be finite; the error names the first bad item."""
     bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
     if len(bad):
-        raise FeatureStoreError(f"{path}: {len(bad)} rows hold NaN or inf, e.g. item '{tokens[bad[0]]}' (row {bad[0]}); "
-                                f"rebuild the store")
+        raise FeatureStoreError(f"{path}: NaN or inf in {len(bad)} of {len(vectors)} rows, e.g. item '{tokens[bad[0]]}' "
+                                f"(row {bad[0]}); rebuild the store")
 
 
 def _check_shapes(path, tokens, vectors: np.ndarray, mask: np.ndarray) -> None:
@@ -76,7 +76,7 @@ def load_features(path: str | os.PathLike) -> tuple:
             tokens, vectors, mask, meta = f["tokens"], f["vectors"], f["mask"], json.loads(str(f["meta"]))
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:  # BadZipFile: a truncated file
         raise FeatureStoreError(f"{path}: not a feature store, or a truncated or corrupt one "
-                                f"({type(e).__name__}: {' '.join(str(e).split())}); rebuild it") from e
+                                f"({brief(e)}); rebuild it") from e
     if mask.dtype != bool or not np.issubdtype(vectors.dtype, np.floating):
         raise FeatureStoreError(f"{path}: vectors {vectors.dtype} / mask {mask.dtype}; expected float vectors and a bool mask")
     _check_shapes(path, tokens, vectors, mask)
