@@ -3,13 +3,15 @@
 
 (``python run_recbole_ifcdsr.py`` in a source checkout is the same command.)
 Any other --key=value is a RecBole/plug-in config key and wins over the YAML files.
+Exit status: 0 with results; 2 with one 'error: ...' line for a bad input or a run without results
+(nothing written); anything else is a bug and shows its traceback.
 """
 import argparse
 import sys
 
 import recbole_ifcdsr  # noqa: F401  (applies the compat patches first)
+from recbole_ifcdsr.errors import run_cli
 from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
-from recbole_ifcdsr.registry import UnknownNameError
 
 
 def main() -> int:
@@ -20,12 +22,12 @@ def main() -> int:
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files")
     args, _ = parser.parse_known_args()
     files = [f for f in args.config_files.split(",") if f] if args.config_files else None
-    try:
+
+    def run() -> int:
         run_recbole_ifcdsr(model=args.model, dataset=args.dataset, config_file_list=files)
-    except (UnknownNameError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_cli(run)
 
 
 if __name__ == "__main__":

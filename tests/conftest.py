@@ -91,3 +91,30 @@ def abxi_slice_dir(tmp_path_factory) -> Path:
     kept = first_users_rows((src / "fk_abxi.inter").read_text().splitlines(keepends=True), 300)
     (out / "fk_abxi.inter").write_text("".join(kept))
     return root
+
+
+@pytest.fixture(scope="session")
+def abxi_small_dir(tmp_path_factory) -> Path:
+    """A smaller real slice of fk_abxi for runs that train: the first 60 users' sequences and only the
+    items they touch (1,278), so an epoch over every item's score takes a fraction of a second.
+    Sampled evaluation on it needs fewer negatives than 999 (see SMALL_RUN)."""
+    load("SASRec", "fk_abxi")
+    root = tmp_path_factory.mktemp("small")
+    out = root / "fk_abxi"
+    out.mkdir()
+    src = DATA_PATH / "fk_abxi"
+    kept = first_users_rows((src / "fk_abxi.inter").read_text().splitlines(keepends=True), 60)
+    used = {line.split("\t")[1] for line in kept[1:]}
+    items = (src / "fk_abxi.item").read_text().splitlines(keepends=True)
+    (out / "fk_abxi.item").write_text("".join([items[0]] + [line for line in items[1:] if line.split("\t", 1)[0] in used]))
+    (out / "fk_abxi.inter").write_text("".join(kept))
+    return root
+
+
+#: settings for quick training runs on ``abxi_small_dir``: 50 negatives (its domains have 585 and 693 items),
+#: histories of at most 20 items
+SMALL_RUN = {"show_progress": False, "state": "WARNING", "train_batch_size": 64, "eval_batch_size": 128,
+             "MAX_ITEM_LIST_LENGTH": 20,
+             "cdsr_negatives": {"num": 50, "replacement": False, "exclude": "sequence", "redraw": "every_pass",
+                                "rng": "generator", "seed": 1},
+             "cdsr_selection": {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 0, "patience": 61}}

@@ -247,3 +247,19 @@ def test_cli_writes_dataset_and_yaml(converted_2014, tmp_path, capsys):
     assert main(argv[:2] + ["--name=fk", f"--out={tmp_path / 'o'}", "--no_properties",
                             "--min_per_domain=9"]) == 1
     assert "cannot hold 9 items of each domain" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.integration
+def test_a_plain_ratings_file_cut_inside_a_timestamp(tmp_path, on_error):
+    """'user,item,5.0,13000' parses as a rating from 1970: the missing final newline gives the cut away."""
+    files = fx.write_release(tmp_path / "raw", "2014-csv")
+    ratings = files["x"][0]
+    ratings.write_bytes(ratings.read_bytes()[:-6])
+    last = len(ratings.read_bytes().splitlines())
+    if on_error == "fail":
+        with pytest.raises(ConversionError, match=rf"{ratings.name}:{last}: no newline at the end of the file: it "
+                                                  r"looks truncated \(pass --on_error=skip"):
+            convert(files, tmp_path)
+    else:
+        assert convert(files, tmp_path, on_error="skip")["funnel"]["malformed_lines_skipped"] == 1

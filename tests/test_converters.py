@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -418,3 +419,75 @@ def test_registry_and_cli_defaults():
     assert set(CONVERTERS) == {"fk_abxi", "fk_llmcdsr", "food_kitchen", "movie_book"}
     with pytest.raises(ConversionError, match="--train"):
         CONVERTERS["fk_abxi"](Path("x"), Path("y"), train=Path("t"))
+
+
+# ---------------------------------------------------------------- completeness: a cut file is never "converted"
+
+@pytest.fixture
+def abxi_copy(data_dir, tmp_path) -> Path:
+    src = tmp_path / "abxi-afk"
+    shutil.copytree(data_dir / "abxi-afk", src)
+    return src
+
+
+@pytest.mark.integration
+def test_abxi_cut_in_the_middle_of_a_timestamp_keeps_the_good_output(abxi_copy, abxi_out, tmp_path):
+    """The finding: cut inside line 3,661's last timestamp, it converted 3,661 of 7,144 users with exit 0
+    and replaced the good output."""
+    out = tmp_path / "out"
+    shutil.copytree(abxi_out, out)
+    before = dir_bytes(out)
+    seq = abxi_copy / "afk_50_preprocessed.txt"
+    lines = seq.read_bytes().splitlines(keepends=True)
+    seq.write_bytes(b"".join(lines[:3660]) + lines[3660][:-4])  # '...|1390780' instead of '...|1390780800\n'
+    with pytest.raises(ConversionError, match=rf"{seq}:3661: no newline at the end of the file: it looks truncated"):
+        convert_fk_abxi(abxi_copy, out)
+    assert dir_bytes(out) == before
+    seq.write_bytes(b"".join(lines[:3661]))  # cut at a line end: every line is whole, users are missing
+    with pytest.raises(ConversionError, match=r"afk_50_preprocessed\.txt: 3,661 users but map_user_50\.txt lists "
+                                              r"7,144: the file is incomplete"):
+        convert_fk_abxi(abxi_copy, out)
+    assert dir_bytes(out) == before
+    assert main(["fk_abxi", "--src", str(abxi_copy), "--out", str(out)]) == 1
+
+
+@pytest.mark.unit
+def test_abxi_user_order_and_item_coverage(tmp_path):
+    src = make_abxi(tmp_path, ["1 1|1 3|2", "0 2|5 4|5"])
+    with pytest.raises(ConversionError, match=r"afk_50_preprocessed\.txt:2: user id 0 after 1: ABXI's file lists users"):
+        convert_fk_abxi(src, tmp_path / "out")
+    src = make_abxi(tmp_path, ["0 3|20 1|10", "1 2|5 1|5"])  # item 4 (B2) never occurs
+    with pytest.raises(ConversionError, match=r"3 items but map_item_50\.txt lists 4"):
+        convert_fk_abxi(src, tmp_path / "out")
+
+
+@pytest.mark.parametrize("files, why", [
+    ({"valid.txt": "1\t0,3,1\n2\t0,2,"}, r"valid\.txt:2: no newline at the end of the file"),
+    ({"test.txt": "2\t1,2,3\n1\t0,2\n"}, r"test\.txt:2: user id 1 after 2: LLMCDSR's files list users in increasing"),
+    ({"train_B.txt": "1\t2,2\n", "valid.txt": "1\t0,2,1\n", "test.txt": "1\t1,2,0\n"},  # b1 (id 3) never occurs
+     r"llm: 3 items in the sequence files but num\.txt lists 4"),
+])
+@pytest.mark.unit
+def test_llmcdsr_completeness(tmp_path, files, why):
+    src = make_llmcdsr(tmp_path, files)
+    with pytest.raises(ConversionError, match=why):
+        convert_fk_llmcdsr(src, tmp_path / "out")
+
+
+@pytest.mark.unit
+def test_c2dsr_valid_and_test_must_hold_every_listed_user(tmp_path):
+    src = make_c2dsr(tmp_path, {})
+    (src / "userlist.txt").write_text("R0\t0\nR1\t1\nR2\t2\n")  # valid holds user 1, test user 2: user 0 is missing
+    with pytest.raises(ConversionError, match=r"valid and test hold 2 users, userlist\.txt lists 3 \(1 missing, e\.g\. "
+                                              r"\[0\]\): the files are incomplete"):
+        convert_food_kitchen(src, tmp_path / "out", derived=tmp_path)
+    (src / "userlist.txt").write_text("R1\t1\nR2\t2\n")
+    assert convert_food_kitchen(src, tmp_path / "out", derived=tmp_path)["n_sequences"] == {"train": 1, "valid": 1, "test": 1}
+
+
+@pytest.mark.integration
+def test_real_c2dsr_valid_and_test_cover_the_user_list(data_dir, tmp_path):
+    """The check holds on the real release (the train file stands in: it is not obtainable here)."""
+    src = data_dir / "Food-Kitchen"
+    meta = convert_food_kitchen(src, tmp_path / "out", train=src / "testdata_new.txt", derived=tmp_path)
+    assert meta["n_sequences"]["valid"] + meta["n_sequences"]["test"] == 16579

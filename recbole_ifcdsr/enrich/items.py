@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recbole_ifcdsr.data.packing import prepare_dataset_dir
+from recbole_ifcdsr.errors import DataError
 
 TOKEN_COLUMN = "item_id:token"
 TITLE_COLUMN = "title:token_seq"
@@ -36,7 +37,7 @@ def read_items(path: str | os.PathLike) -> tuple[list[Item], int]:
         header = f.readline().rstrip("\n").split("\t")
         missing = [c for c in (TOKEN_COLUMN, TITLE_COLUMN) if c not in header]
         if missing:
-            raise ValueError(f"{path}: header lacks {missing}; found {header}")
+            raise DataError(f"{path}: header lacks {missing}; found {header}")
         domain_column = next((c for c in DOMAIN_COLUMNS if c in header), None)
         token_at, title_at = header.index(TOKEN_COLUMN), header.index(TITLE_COLUMN)
         domain_at = header.index(domain_column) if domain_column else None
@@ -44,10 +45,10 @@ def read_items(path: str | os.PathLike) -> tuple[list[Item], int]:
         for number, line in enumerate(f, start=2):
             fields = line.rstrip("\n").split("\t")
             if len(fields) != len(header):
-                raise ValueError(f"{path}:{number}: {len(fields)} fields, header has {len(header)}")
+                raise DataError(f"{path}:{number}: {len(fields)} fields, header has {len(header)}")
             token, title = fields[token_at], fields[title_at].strip()
             if token in seen:
-                raise ValueError(f"{path}:{number}: item token {token!r} appears twice")
+                raise DataError(f"{path}:{number}: item token {token!r} appears twice")
             seen.add(token)
             if not title:
                 untitled += 1

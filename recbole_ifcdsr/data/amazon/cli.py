@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import List, Optional
 
-from recbole_ifcdsr.data.converters.common import ConversionError
+from recbole_ifcdsr.errors import run_cli
 from recbole_ifcdsr.paths import default_data_path, user_properties_dir
 
 from .convert import convert_amazon
@@ -66,11 +65,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         buckets=args.buckets)
     out = args.out or default_data_path() / args.name
     properties = None if args.no_properties else (args.properties or user_properties_dir() / "dataset" / f"{args.name}.yaml")
-    try:
+
+    def run() -> int:
         convert_amazon(args.x, args.y, args.name, out, properties, opts, x_name=args.x_name,
                        y_name=args.y_name, on_error=args.on_error, work_dir=args.work_dir, force=args.force)
-    except ConversionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"wrote {out}" + (f" and {properties}" if properties else ""))
-    return 0
+        print(f"wrote {out}" + (f" and {properties}" if properties else ""))
+        return 0
+
+    return run_cli(run, expected_exit=1)

@@ -6,10 +6,10 @@ CLI: ``python -m recbole_ifcdsr.data.converters <name> [--src DIR] [--out DIR] [
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from recbole_ifcdsr.errors import run_cli
 from recbole_ifcdsr.paths import SHARED_DATA_DIR, default_data_path
 
 from .abxi import convert_fk_abxi, parse_abxi_sequences
@@ -92,7 +92,7 @@ def convert(name: str, src: Optional[Path] = None, out: Optional[Path] = None,
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """CLI entry point; prints the meta summary, exits 1 with a one-line error on failure."""
+    """CLI entry point; prints the meta summary, exits 1 with a one-line error on bad input."""
     parser = argparse.ArgumentParser(prog="python -m recbole_ifcdsr.data.converters",
                                      description="Convert a CDSR release to RecBole atomic files.")
     parser.add_argument("name", choices=sorted(CONVERTERS))
@@ -103,16 +103,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--pack", action="store_true",
                         help="also write deterministic <file>.gz copies (how dataset/ ships them in git)")
     args = parser.parse_args(argv)
-    try:
-        meta = convert(args.name, args.src, args.out, train=args.train, derived=args.derived)
-    except ConversionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    out = args.out or default_out(args.name)
-    if args.pack:
-        from recbole_ifcdsr.data.packing import pack
 
-        pack(out)
-    print(f"wrote {out}: items {meta['n_items']}, sequences {meta['n_sequences']}, "
-          f"interactions {meta['n_interactions']}, titled {meta['n_titled_items']}")
-    return 0
+    def run() -> int:
+        meta = convert(args.name, args.src, args.out, train=args.train, derived=args.derived)
+        out = args.out or default_out(args.name)
+        if args.pack:
+            from recbole_ifcdsr.data.packing import pack
+
+            pack(out)
+        print(f"wrote {out}: items {meta['n_items']}, sequences {meta['n_sequences']}, "
+              f"interactions {meta['n_interactions']}, titled {meta['n_titled_items']}")
+        return 0
+
+    return run_cli(run, expected_exit=1)  # exit status 1 on bad input, as this tool always had
