@@ -267,3 +267,31 @@ def test_mb_llmcdsr_needs_allow_missing_and_matches_its_readme(tmp_path, capsys)
     meta = json.loads((out / "mb_llmcdsr.meta.json").read_text())
     assert meta["missing_files"] == ["train_B.txt", "text_B.pkl"]
     assert meta["n_items"] == {"X": 12875, "Y": 93860}  # num.txt
+
+
+@pytest.mark.e2e
+def test_abxi_scenario_converts_and_runs_in_two_commands(tmp_path):
+    """The issue's promise, as a user types it: ``convert abxi`` then ``run`` in an empty working directory."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    src = abxi_slice(tmp_path, n_users=300)  # enough items per domain for 999 sampled negatives
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**__import__("os").environ, "PYTHONPATH": str(repo)}
+    done = subprocess.run([sys.executable, "-m", "recbole_ifcdsr.data.converters", "abxi", "--src", str(src),
+                           "--name", "bel", "--domains", "Beauty,Electronics"], cwd=work, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = work / "out.json"
+    done = subprocess.run([sys.executable, str(repo / "run_recbole_ifcdsr.py"), "--model=Pop", "--dataset=bel",
+                           "--show_progress=False", f"--results_file={results}", f"--checkpoint_dir={work / 'saved'}"],
+                          cwd=work, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    meta = json.loads((work / "dataset/bel/bel.meta.json").read_text())
+    out = json.loads(results.read_text())
+    assert (out["model"], out["dataset"]) == ("Pop", "bel") and set(out["test"]) == {"X", "Y"}
+    assert "| sampled | test | Beauty |" in done.stdout + done.stderr
+    assert "| sampled | test | Electronics |" in done.stdout + done.stderr
+    assert sum(meta["n_eval_cases"]["test"].values()) == 300
