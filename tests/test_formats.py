@@ -163,7 +163,8 @@ def test_each_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch, ca
         (["llmcdsr", "--src", str(srcs["good"]), "--name", "n", "--domains", "A,B,C"],
          "--domains 'A,B,C': give exactly two different names, X first: --domains Food,Kitchen"),
         (["llmcdsr", "--src", str(srcs["gap"]), "--name", "n"],
-         f"{srcs['gap'] / 'item_set_B.pkl'}: ids are not a bijection onto 0..1"),
+         f"{srcs['gap'] / 'item_set_B.pkl'}: ids are not a bijection onto 0..1 (first missing id: 1); the map "
+         f"must number every item once without gaps: use the release's own file"),
         (["llmcdsr", "--src", str(srcs["good"]), "--name", "fk_abxi"],
          "--name fk_abxi would overwrite the shipped preset fk_abxi; choose another name (regenerate the preset "
          "with: python -m recbole_ifcdsr.data.converters fk_abxi)"),
@@ -185,7 +186,8 @@ def test_abxi_map_with_a_gap_is_refused(tmp_path, monkeypatch, capsys):
     (src / "zz_50_preprocessed.txt").write_text("0 1|5 3|6\n")
     monkeypatch.chdir(tmp_path)
     code, _, err = run_convert(["abxi", "--src", str(src), "--name", "zz", "--domains", "P,Q"], capsys)
-    assert (code, err) == (2, f"error: {src / 'map_item_50.txt'}: item ids are not contiguous 1..2\n")
+    assert (code, err) == (2, f"error: {src / 'map_item_50.txt'}: item ids are not contiguous 1..2 (first missing id: 2); "
+                              f"ABXI numbers every item once without gaps: use the release's own map_item_50.txt\n")
     assert not (tmp_path / "dataset").exists() and not (tmp_path / "properties").exists()
 
 
@@ -200,7 +202,8 @@ def test_check_src_reports_every_bad_input_in_one_run(tmp_path, monkeypatch, cap
         "--name movie_book would overwrite the shipped preset movie_book; choose another name (regenerate the "
         "preset with: python -m recbole_ifcdsr.data.converters movie_book)",
         "--domains 'A': give exactly two different names, X first: --domains Food,Kitchen",
-        f"{gap / 'item_set_B.pkl'}: ids are not a bijection onto 0..1",
+        f"{gap / 'item_set_B.pkl'}: ids are not a bijection onto 0..1 (first missing id: 1); the map must number "
+        f"every item once without gaps: use the release's own file",
     ]
     assert err == f"error: 3 problems in source folder {gap}; nothing was written\n"
     code, out, _ = run_convert(["check", "--src", str(tmp_path / "g")], capsys)
@@ -295,3 +298,20 @@ def test_abxi_scenario_converts_and_runs_in_two_commands(tmp_path):
     assert "| sampled | test | Beauty |" in done.stdout + done.stderr
     assert "| sampled | test | Electronics |" in done.stdout + done.stderr
     assert sum(meta["n_eval_cases"]["test"].values()) == 300
+
+
+@pytest.mark.unit
+def test_missing_release_files_are_logged_once(tmp_path, caplog):
+    from recbole_ifcdsr.data.dataset import log_missing_release_files
+
+    meta = tmp_path / "part.meta.json"
+    meta.write_text(json.dumps({"missing_files": ["train_B.txt", "text_B.pkl"]}))
+    complete = tmp_path / "full.meta.json"
+    complete.write_text(json.dumps({"missing_files": []}))
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            log_missing_release_files(str(meta))
+            log_missing_release_files(str(complete))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{meta}: converted without the release files train_B.txt, text_B.pkl (--allow_missing); results are not "
+        f"comparable with the full release"]

@@ -1,7 +1,9 @@
 """Converters from upstream CDSR releases to RecBole atomic files.
 
 ``CONVERTERS`` maps a dataset name to ``fn(src, out, derived=None, train=None) -> meta``.
-CLI: ``python -m recbole_ifcdsr.data.converters <name> [--src DIR] [--out DIR] [--train FILE]``.
+CLI: ``python -m recbole_ifcdsr.data.converters <name> [--src DIR] [--out DIR] [--train FILE]`` for the
+presets, and ``... abxi|llmcdsr|c2dsr|check ...`` for any folder of a release format (``formats.py``,
+``python -m recbole_ifcdsr convert``; docs/data.md).
 """
 from __future__ import annotations
 

@@ -55,7 +55,9 @@ def load_item_map(path: Path) -> Tuple[List[str], List[str]]:
         by_id[val[0]] = (check_token(asin, f"{path}: field {asin!r}", "ASIN"), val[1])
     n = len(by_id)
     if sorted(by_id) != list(range(1, n + 1)):
-        raise ConversionError(f"{path}: item ids are not contiguous 1..{n}")
+        gap = min(set(range(1, n + 1)) - set(by_id))
+        raise ConversionError(f"{path}: item ids are not contiguous 1..{n} (first missing id: {gap}); ABXI numbers "
+                              f"every item once without gaps: use the release's own {path.name}")
     n_a = sum(1 for _, dom in by_id.values() if dom == 0)
     for idx, (asin, dom) in by_id.items():
         if (idx <= n_a) != (dom == 0):

@@ -44,7 +44,9 @@ def load_c2dsr_items(path: Path) -> List[str]:
     if not by_local:
         raise ConversionError(f"{path}: item list is empty (empty domain)")
     if sorted(by_local) != list(range(len(by_local))):
-        raise ConversionError(f"{path}: local ids are not contiguous 0..{len(by_local) - 1}")
+        gap = min(set(range(len(by_local))) - set(by_local))
+        raise ConversionError(f"{path}: local ids are not contiguous 0..{len(by_local) - 1} (first missing id: {gap}); "
+                              f"the list must number every item once without gaps: use the release's own file")
     return [by_local[i] for i in range(len(by_local))]
 
 
