@@ -13,7 +13,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from recbole_ifcdsr.errors import ConfigError, one_line
+from recbole_ifcdsr.data.atomic import _parse_header as parse_header
+from recbole_ifcdsr.errors import ConfigError, DataError, one_line
 from recbole_ifcdsr.paths import default_data_path, properties_file
 from recbole_ifcdsr.yamlfile import read_yaml
 
@@ -47,14 +48,12 @@ class Problems:
 
 
 def _header(path: Path, text: str, separator: str, problems: Problems) -> Optional[List[str]]:
-    names = []
-    for cell in text.split(separator):
-        name, colon, kind = cell.partition(":")
-        if not colon or not name or kind not in ("token", "token_seq", "float", "float_seq"):
-            problems.add(f"{path}:1: header: '{cell}' is not name:type with type token, token_seq, float or float_seq")
-            return None
-        names.append(name)
-    return names
+    """Column names of a header, parsed as a run parses it (atomic.py); a bad header is one problem."""
+    try:
+        return [name for name, _ in parse_header(path, text, separator)]
+    except DataError as error:
+        problems.add(str(error))
+        return None
 
 
 def _existing(path: Path) -> Optional[Path]:
