@@ -416,7 +416,7 @@ def test_failed_conversion_keeps_previous_output(tmp_path):
 
 @pytest.mark.unit
 def test_registry_and_cli_defaults():
-    assert set(CONVERTERS) == {"fk_abxi", "fk_llmcdsr", "food_kitchen", "movie_book"}
+    assert set(CONVERTERS) == {"fk_abxi", "fk_llmcdsr", "food_kitchen", "movie_book", "mb_llmcdsr"}
     with pytest.raises(ConversionError, match="--train"):
         CONVERTERS["fk_abxi"](Path("x"), Path("y"), train=Path("t"))
 

@@ -15,6 +15,8 @@ files ``train``/``valid``/``test``; the last item of a valid/test sequence is it
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -55,6 +57,22 @@ class EvalCases:
         return {d: int((self.target_domains == i).sum()) for i, d in enumerate(DOMAINS)}
 
 
+_missing_logged: set = set()
+
+
+def log_missing_release_files(meta_path: str) -> None:
+    """A dataset converted with --allow_missing lacks part of its release: say so once per process, since
+    its numbers are not comparable with the full release's."""
+    if meta_path in _missing_logged or not os.path.isfile(meta_path):
+        return
+    with open(meta_path, encoding="utf-8") as handle:
+        missing = json.load(handle).get("missing_files") or []
+    if missing:
+        _missing_logged.add(meta_path)
+        logging.getLogger().warning(f"{meta_path}: converted without the release files {', '.join(missing)} "
+                                    f"(--allow_missing); results are not comparable with the full release")
+
+
 class CrossDomainSequentialDataset(Dataset):
     """RecBole Dataset for two-domain sequences; see the module docstring."""
 
@@ -65,6 +83,7 @@ class CrossDomainSequentialDataset(Dataset):
         prepare_dataset_dir(config["data_path"])  # shipped datasets come gzipped
         # every line checked before RecBole's reader can drop or misread it; the digests identify the data
         self.file_fingerprint = check_dataset_files(config, config["data_path"], config["dataset"])
+        log_missing_release_files(os.path.join(config["data_path"], f"{config['dataset']}.meta.json"))
         super().__init__(config)
 
     # ---- loading -------------------------------------------------------------------------------

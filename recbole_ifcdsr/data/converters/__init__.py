@@ -1,11 +1,14 @@
 """Converters from upstream CDSR releases to RecBole atomic files.
 
 ``CONVERTERS`` maps a dataset name to ``fn(src, out, derived=None, train=None) -> meta``.
-CLI: ``python -m recbole_ifcdsr.data.converters <name> [--src DIR] [--out DIR] [--train FILE]``.
+CLI: ``python -m recbole_ifcdsr.data.converters <name> [--src DIR] [--out DIR] [--train FILE]`` for the
+presets, and ``... abxi|llmcdsr|c2dsr|check ...`` for any folder of a release format (``formats.py``,
+``python -m recbole_ifcdsr convert``; docs/data.md).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -19,11 +22,14 @@ from .c2dsr import (
 )
 from .common import ConversionError, clean_title, load_titles
 from .llmcdsr import convert_fk_llmcdsr, parse_llmcdsr_sequences
+from .mb_llmcdsr import convert_mb_llmcdsr
+
+FORMAT_COMMANDS = ("abxi", "llmcdsr", "c2dsr", "check")
 
 __all__ = [
     "CONVERTERS", "SOURCE_FOLDERS", "ConversionError", "clean_title", "convert",
     "convert_c2dsr", "convert_fk_abxi", "convert_fk_llmcdsr", "convert_food_kitchen",
-    "convert_movie_book", "default_out", "default_src", "load_c2dsr_items", "load_titles",
+    "convert_mb_llmcdsr", "convert_movie_book", "default_out", "default_src", "load_c2dsr_items", "load_titles",
     "main", "parse_abxi_sequences", "parse_c2dsr_sequences", "parse_llmcdsr_sequences",
     "repo_root",
 ]
@@ -32,6 +38,7 @@ __all__ = [
 SOURCE_FOLDERS: Dict[str, str] = {
     "fk_abxi": "abxi-afk",
     "fk_llmcdsr": "llmcdsr-food-kitchen",
+    "mb_llmcdsr": "llmcdsr-movie-book",
     "food_kitchen": "Food-Kitchen",
     "movie_book": "Movie-Book",
 }
@@ -63,6 +70,7 @@ CONVERTERS: Dict[str, Callable[..., dict]] = {
     "fk_llmcdsr": _no_train(convert_fk_llmcdsr),
     "food_kitchen": _c2dsr(convert_food_kitchen),
     "movie_book": _c2dsr(convert_movie_book),
+    "mb_llmcdsr": _no_train(convert_mb_llmcdsr),
 }
 
 
@@ -82,17 +90,31 @@ def default_out(name: str) -> Path:
 
 
 def convert(name: str, src: Optional[Path] = None, out: Optional[Path] = None,
-            train: Optional[Path] = None, derived: Optional[Path] = None) -> dict:
+            train: Optional[Path] = None, derived: Optional[Path] = None, allow_missing: bool = False) -> dict:
     """Run converter ``name`` with default paths filled in; returns the meta dict."""
     if name not in CONVERTERS:
         raise ConversionError(f"unknown dataset {name!r}; expected one of {sorted(CONVERTERS)}")
     src = Path(src) if src is not None else default_src(name)
     out = Path(out) if out is not None else default_out(name)
+    if name == "mb_llmcdsr":
+        if train is not None:
+            raise ConversionError("--train is only for C2DSR datasets, not mb_llmcdsr")
+        return convert_mb_llmcdsr(src, out, derived=derived, allow_missing=allow_missing)
+    if allow_missing:
+        raise ConversionError(f"--allow_missing is only for mb_llmcdsr, not {name}")
     return CONVERTERS[name](src, out, derived=derived, train=train)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """CLI entry point; prints the meta summary, exits 1 with a one-line error on bad input."""
+    """CLI entry point; prints the meta summary, exits 1 with a one-line error on bad input.
+
+    ``abxi|llmcdsr|c2dsr|check`` go to :func:`main_formats` (``python -m recbole_ifcdsr convert``), exit 2.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in FORMAT_COMMANDS:
+        from .formats import main_formats
+
+        return main_formats(argv)
     parser = argparse.ArgumentParser(prog="python -m recbole_ifcdsr.data.converters",
                                      description="Convert a CDSR release to RecBole atomic files.")
     parser.add_argument("name", choices=sorted(CONVERTERS))
@@ -100,12 +122,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (default ./dataset/<name>)")
     parser.add_argument("--train", type=Path, help="C2DSR traindata_new.txt (default <src>/traindata_new.txt)")
     parser.add_argument("--derived", type=Path, help="folder of title TSVs (default <src>/../derived)")
+    parser.add_argument("--allow_missing", action="store_true",
+                        help="mb_llmcdsr: convert without the release files no public copy has (recorded in its README)")
     parser.add_argument("--pack", action="store_true",
                         help="also write deterministic <file>.gz copies (how dataset/ ships them in git)")
     args = parser.parse_args(argv)
 
     def run() -> int:
-        meta = convert(args.name, args.src, args.out, train=args.train, derived=args.derived)
+        meta = convert(args.name, args.src, args.out, train=args.train, derived=args.derived,
+                       allow_missing=args.allow_missing)
         out = args.out or default_out(args.name)
         if args.pack:
             from recbole_ifcdsr.data.packing import pack

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .common import (
     INTER_HEADER_TS, ITEM_HEADER, AtomicOutput, ConversionError, check_complete, check_token,
@@ -24,6 +24,7 @@ DOMAINS = ("Grocery", "Kitchen")
 SEQ_FILE = "afk_50_preprocessed.txt"
 ITEM_MAP = "map_item_50.txt"
 USER_MAP = "map_user_50.txt"
+SEQ_PATTERN = "*_50_preprocessed.txt"  # ABXI: <scenario>_50_preprocessed.txt
 TITLE_FILES = ("llmcdsr_titles_food.tsv", "llmcdsr_titles_kitchen.tsv",
                "Food-Kitchen_items_with_titles.tsv")
 
@@ -54,7 +55,9 @@ def load_item_map(path: Path) -> Tuple[List[str], List[str]]:
         by_id[val[0]] = (check_token(asin, f"{path}: field {asin!r}", "ASIN"), val[1])
     n = len(by_id)
     if sorted(by_id) != list(range(1, n + 1)):
-        raise ConversionError(f"{path}: item ids are not contiguous 1..{n}")
+        gap = min(set(range(1, n + 1)) - set(by_id))
+        raise ConversionError(f"{path}: item ids are not contiguous 1..{n} (first missing id: {gap}); ABXI numbers "
+                              f"every item once without gaps: use the release's own {path.name}")
     n_a = sum(1 for _, dom in by_id.values() if dom == 0)
     for idx, (asin, dom) in by_id.items():
         if (idx <= n_a) != (dom == 0):
@@ -104,32 +107,57 @@ def _parse_lines(path: Path, n_items: int) -> Iterator[Tuple[int, int, List[int]
         yield lineno, user, items, stamps
 
 
+def find_abxi_sequence_file(src: Path) -> Path:
+    """The one ``<scenario>_50_preprocessed.txt`` in ``src`` (ABXI names it after the scenario)."""
+    found = sorted(Path(src).glob(SEQ_PATTERN))
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)} ({', '.join(p.name for p in found)})"
+        raise ConversionError(f"{src}: {what} files match ABXI's {SEQ_PATTERN}; keep exactly one scenario per folder")
+    return found[0]
+
+
 def convert_fk_abxi(src: Path, out: Path, derived: Optional[Path] = None) -> dict:
     """Convert ABXI afk into ``out`` (``fk_abxi.item``, ``fk_abxi.inter``, meta); returns the meta.
 
     ``derived`` holds the title TSVs (default ``src/../derived``); titles are joined by ASIN.
     """
-    src, out = Path(src), Path(out)
+    src = Path(src)
     derived = Path(derived) if derived is not None else src.parent / "derived"
-    seq_path = src / SEQ_FILE
-    require_files([seq_path, src / ITEM_MAP, src / USER_MAP])
+    require_files([src / SEQ_FILE, src / ITEM_MAP, src / USER_MAP])
+    return convert_abxi(src, out, NAME, DOMAINS, [derived / f for f in TITLE_FILES], seq_path=src / SEQ_FILE)
+
+
+def convert_abxi(src: Path, out: Path, name: str, domains: Tuple[str, str], title_files: Sequence[Path] = (),
+                 seq_path: Optional[Path] = None, provenance: Optional[dict] = None) -> dict:
+    """Convert any ABXI-format scenario in ``src`` into ``out/<name>.*``; returns the meta.
+
+    ``seq_path`` defaults to the folder's one ``<scenario>_50_preprocessed.txt``; ``map_user_50.txt`` is
+    optional (without it the user token is ABXI's user id). ``provenance`` (format, source, domain
+    origin, evaluation cases) is added to the meta of conversions that are not a shipped preset.
+    """
+    src, out = Path(src), Path(out)
+    seq_path = Path(seq_path) if seq_path is not None else find_abxi_sequence_file(src)
+    require_files([seq_path, src / ITEM_MAP])
     x_items, y_items = load_item_map(src / ITEM_MAP)
-    users = load_user_map(src / USER_MAP)
-    titles = load_titles([derived / f for f in TITLE_FILES])
+    has_user_map = (src / USER_MAP).is_file()
+    users = load_user_map(src / USER_MAP) if has_user_map else {}
+    titles = load_titles(list(title_files))
     asin_of = [""] + x_items + y_items  # ABXI ids are 1-based
+    n_x = len(x_items)
+    cases = {"valid": {"X": 0, "Y": 0}, "test": {"X": 0, "Y": 0}}
     n_seq = n_inter = 0
     seen = set()
     items_seen = set()
     with AtomicOutput(out) as dst:
-        with dst.open(f"{NAME}.item") as fh:
+        with dst.open(f"{name}.item") as fh:
             fh.write(ITEM_HEADER + "\n")
-            titled = (write_items(fh, x_items, "X", DOMAINS[0], titles),
-                      write_items(fh, y_items, "Y", DOMAINS[1], titles))
-        with dst.open(f"{NAME}.inter") as fh:
+            titled = (write_items(fh, x_items, "X", domains[0], titles),
+                      write_items(fh, y_items, "Y", domains[1], titles))
+        with dst.open(f"{name}.inter") as fh:
             fh.write(INTER_HEADER_TS + "\n")
             previous = None
             for lineno, user, items, stamps in _parse_lines(seq_path, len(asin_of) - 1):
-                if user not in users or user in seen:
+                if (has_user_map and user not in users) or user in seen:
                     raise ConversionError(
                         f"{seq_path}:{lineno}: user {user} unknown to {USER_MAP} or repeated")
                 if previous is not None and user < previous:
@@ -138,14 +166,20 @@ def convert_fk_abxi(src: Path, out: Path, derived: Optional[Path] = None) -> dic
                 previous = user
                 seen.add(user)
                 items_seen.update(items)
-                token = users[user]
+                token = users[user] if has_user_map else str(user)
                 for item, ts in zip(items, stamps):
                     fh.write(f"{token}\t{asin_of[item]}\t{ts}\n")
+                if len(items) >= 3:  # leave_one_out: valid target s[-2], test target s[-1]
+                    cases["valid"]["X" if items[-2] <= n_x else "Y"] += 1
+                    cases["test"]["X" if items[-1] <= n_x else "Y"] += 1
                 n_seq += 1
                 n_inter += len(items)
-        check_complete(seq_path, len(seen), len(users), USER_MAP, "users")
+        if has_user_map:
+            check_complete(seq_path, len(seen), len(users), USER_MAP, "users")
         check_complete(seq_path, len(items_seen), len(asin_of) - 1, ITEM_MAP, "items")
-        meta = make_meta(NAME, SOURCE, SOURCE_COMMIT, DOMAINS, (len(x_items), len(y_items)),
+        meta = make_meta(name, SOURCE, SOURCE_COMMIT, domains, (len(x_items), len(y_items)),
                          {"all": n_seq}, {"all": n_inter}, titled, "abxi")
-        dst.write_json(f"{NAME}.meta.json", meta)
+        if provenance is not None:
+            meta.update(provenance, n_eval_cases=cases)
+        dst.write_json(f"{name}.meta.json", meta)
     return meta

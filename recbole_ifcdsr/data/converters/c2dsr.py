@@ -10,7 +10,7 @@ public snapshots and must be supplied by the user.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .common import (
     INTER_HEADER_TS, ITEM_HEADER, AtomicOutput, ConversionError, check_token,
@@ -44,7 +44,9 @@ def load_c2dsr_items(path: Path) -> List[str]:
     if not by_local:
         raise ConversionError(f"{path}: item list is empty (empty domain)")
     if sorted(by_local) != list(range(len(by_local))):
-        raise ConversionError(f"{path}: local ids are not contiguous 0..{len(by_local) - 1}")
+        gap = min(set(range(len(by_local))) - set(by_local))
+        raise ConversionError(f"{path}: local ids are not contiguous 0..{len(by_local) - 1} (first missing id: {gap}); "
+                              f"the list must number every item once without gaps: use the release's own file")
     return [by_local[i] for i in range(len(by_local))]
 
 
@@ -132,19 +134,31 @@ def convert_c2dsr(name: str, src: Path, out: Path, train: Optional[Path] = None,
     if name not in DATASETS:
         raise ConversionError(f"unknown C2DSR dataset {name!r}; expected one of {sorted(DATASETS)}")
     folder, domains = DATASETS[name]
-    src, out = Path(src), Path(out)
+    src = Path(src)
     derived = Path(derived) if derived is not None else src.parent / "derived"
     train_path = Path(train) if train is not None else src / TRAIN_FILE
     if not train_path.is_file():
         raise missing_train_error(train_path, folder)
-    split_files = [("train", train_path)] + [(s, src / f) for s, f in EVAL_FILES]
+    return convert_c2dsr_folder(src, out, name, domains, [derived / f"{folder}_items_with_titles.tsv"], train_path)
+
+
+def convert_c2dsr_folder(src: Path, out: Path, name: str, domains: Tuple[str, str], title_files: Sequence[Path],
+                         train_path: Path, provenance: Optional[dict] = None) -> dict:
+    """Convert any C2DSR-format folder into ``out/<name>.*``; returns the meta (``provenance`` is added to
+    the meta of conversions that are not a shipped preset)."""
+    src, out = Path(src), Path(out)
+    folder = src.name
+    if not Path(train_path).is_file():
+        raise missing_train_error(Path(train_path), folder)
+    split_files = [("train", Path(train_path))] + [(s, src / f) for s, f in EVAL_FILES]
     require_files([src / "Alist.txt", src / "Blist.txt"] + [p for _, p in split_files])
     x_items, y_items = load_c2dsr_items(src / "Alist.txt"), load_c2dsr_items(src / "Blist.txt")
     check_unique_items(x_items, y_items, f"{src / 'Alist.txt'} + Blist.txt")
-    titles = load_titles([derived / f"{folder}_items_with_titles.tsv"])
+    titles = load_titles(list(title_files))
     asin_of = x_items + y_items
     n_seq: Dict[str, int] = {}
     n_inter: Dict[str, int] = {}
+    cases = {"valid": {"X": 0, "Y": 0}, "test": {"X": 0, "Y": 0}}
     eval_users: List[int] = []
     with AtomicOutput(out) as dst:
         with dst.open(f"{name}.item") as fh:
@@ -158,6 +172,7 @@ def convert_c2dsr(name: str, src: Path, out: Path, train: Optional[Path] = None,
                 for token, items, stamps in parse_c2dsr_sequences(path, len(x_items), len(y_items), split):
                     if split != "train":
                         eval_users.append(int(token.split("_")[1]))
+                        cases[split]["X" if items[-1] < len(x_items) else "Y"] += 1
                     for item, ts in zip(items, stamps):
                         fh.write(f"{token}\t{asin_of[item]}\t{ts}\n")
                     n_seq[split] += 1
@@ -167,6 +182,8 @@ def convert_c2dsr(name: str, src: Path, out: Path, train: Optional[Path] = None,
                   f"the cjx96/C2DSR Google Drive)")
         meta = make_meta(name, source, SOURCE_COMMIT, domains, (len(x_items), len(y_items)),
                          n_seq, n_inter, titled, "c2dsr")
+        if provenance is not None:
+            meta.update(provenance, n_eval_cases=cases)
         dst.write_json(f"{name}.meta.json", meta)
     return meta
 

@@ -164,7 +164,10 @@ def dense_id_list(mapping: Mapping[str, int], where: str, start: int = 0) -> Lis
     """Turn ``key -> id`` (ids must be exactly start..start+n-1) into a list indexed by id-start."""
     ids = sorted(mapping.values())
     if ids != list(range(start, start + len(ids))):
-        raise ConversionError(f"{where}: ids are not a bijection onto {start}..{start + len(ids) - 1}")
+        gap = min(set(range(start, start + len(ids))) - set(ids), default=None)
+        what = f"first missing id: {gap}" if gap is not None else "an id is used twice"
+        raise ConversionError(f"{where}: ids are not a bijection onto {start}..{start + len(ids) - 1} ({what}); "
+                              f"the map must number every item once without gaps: use the release's own file")
     out: List[str] = [""] * len(ids)
     for key, idx in mapping.items():
         out[idx - start] = key

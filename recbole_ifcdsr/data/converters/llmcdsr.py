@@ -32,6 +32,10 @@ SPLIT_FILES: Tuple[Tuple[str, str, str], ...] = (
     ("valid", "valid.txt", "valid"),
     ("test", "test.txt", "test"),
 )
+# every file of an LLMCDSR scenario folder; without the essential ones no split can be built
+RELEASE_FILES = ("num.txt", "instance_num.txt", "item_set_A.pkl", "item_set_B.pkl", "train_A.txt", "train_B.txt",
+                 "train_overlap.txt", "valid.txt", "test.txt", "text_A.pkl", "text_B.pkl")
+ESSENTIAL_FILES = ("num.txt", "item_set_A.pkl", "item_set_B.pkl", "train_overlap.txt", "valid.txt", "test.txt")
 
 
 def read_counts(path: Path, expected: int) -> List[int]:
@@ -115,49 +119,106 @@ def parse_llmcdsr_sequences(path: Path, n_items: int, is_eval: bool = False
         yield uid, items
 
 
-def _check_instance_num(src: Path, train_lines: Sequence[int]) -> None:
+def _check_instance_num(src: Path, train_lines: Sequence[Optional[int]]) -> None:
+    """instance_num.txt counts train_A / train_B / train_overlap lines; a missing file's count is skipped."""
     path = src / "instance_num.txt"
     if path.is_file():
         expected = read_counts(path, 3)
-        if list(train_lines) != expected:
+        pairs = [(e, n) for e, n in zip(expected, train_lines) if n is not None]
+        if any(e != n for e, n in pairs):
             raise ConversionError(f"{path}: says {expected} train lines, files have {list(train_lines)}")
+
+
+def missing_release_files(src: Path) -> List[str]:
+    """Release files absent from ``src``, in release order (see RELEASE_FILES)."""
+    return [name for name in RELEASE_FILES if not (Path(src) / name).is_file()]
+
+
+def check_missing(src: Path, allow_missing: bool) -> List[str]:
+    """Stop on missing release files unless ``allow_missing`` (never for the files no split can do without)."""
+    missing = missing_release_files(src)
+    essential = [name for name in missing if name in ESSENTIAL_FILES]
+    if essential:
+        raise ConversionError(f"{src}: missing {', '.join(essential)}: an LLMCDSR folder cannot be converted "
+                              f"without them; fetch them from the release")
+    if missing and not allow_missing:
+        raise ConversionError(f"{src}: missing {', '.join(missing)}; fetch them from the release, or pass "
+                              f"--allow_missing to convert the rest (recorded in the dataset's README and meta)")
+    return missing
 
 
 def convert_fk_llmcdsr(src: Path, out: Path, derived: Optional[Path] = None) -> dict:
     """Convert LLMCDSR food-kitchen into ``out`` (item file, train/valid/test inter, meta)."""
-    src, out = Path(src), Path(out)
+    src = Path(src)
     derived = Path(derived) if derived is not None else src.parent / "derived"
     require_files([src / "num.txt", src / "item_set_A.pkl", src / "item_set_B.pkl"]
                   + [src / f for _, f, _ in SPLIT_FILES])
-    x_items, y_items = load_item_sets(src)
     titles = load_llmcdsr_titles(src, derived)
+    return convert_llmcdsr(src, out, NAME, DOMAINS, titles)
+
+
+def llmcdsr_titles(src: Path, title_files: Sequence[Path]) -> Dict[str, str]:
+    """Titles from ``title_files`` (TSVs with asin/title columns) first, then the release's text_*.pkl."""
+    titles = load_titles(list(title_files))
+    for pkl in TITLE_PKLS:
+        if (src / pkl).is_file():
+            raw = load_plain_pickle(src / pkl)
+            if not isinstance(raw, dict):
+                raise ConversionError(f"{src / pkl}: expected a dict ASIN -> title")
+            for asin, title in raw.items():
+                if isinstance(asin, str) and isinstance(title, str) and clean_title(title):
+                    titles.setdefault(asin, clean_title(title))
+    return titles
+
+
+def convert_llmcdsr(src: Path, out: Path, name: str, domains: Tuple[str, str], titles: Dict[str, str],
+                    missing: Sequence[str] = (), provenance: Optional[dict] = None) -> dict:
+    """Convert an LLMCDSR-format folder into ``out/<name>.*``; returns the meta.
+
+    ``missing``: train files known to be absent (``--allow_missing``): they are skipped, and the check that
+    every item occurs in some sequence is skipped with them. ``provenance`` is added to the meta of
+    conversions that are not the shipped preset.
+    """
+    src, out = Path(src), Path(out)
+    x_items, y_items = load_item_sets(src)
     asin_of = x_items + y_items
+    n_x = len(x_items)
     n_seq: Dict[str, int] = {"train": 0, "valid": 0, "test": 0}
     n_inter: Dict[str, int] = {"train": 0, "valid": 0, "test": 0}
-    train_lines: List[int] = []
+    cases = {"valid": {"X": 0, "Y": 0}, "test": {"X": 0, "Y": 0}}
+    train_lines: List[Optional[int]] = []
     items_seen: set = set()
     with AtomicOutput(out) as dst:
-        with dst.open(f"{NAME}.item") as fh:
+        with dst.open(f"{name}.item") as fh:
             fh.write(ITEM_HEADER + "\n")
-            titled = (write_items(fh, x_items, "X", DOMAINS[0], titles),
-                      write_items(fh, y_items, "Y", DOMAINS[1], titles))
+            titled = (write_items(fh, x_items, "X", domains[0], titles),
+                      write_items(fh, y_items, "Y", domains[1], titles))
         handles = {}
         for split, fname, prefix in SPLIT_FILES:
             if split not in handles:
-                handles[split] = dst.open(f"{NAME}.{split}.inter")
+                handles[split] = dst.open(f"{name}.{split}.inter")
                 handles[split].write(INTER_HEADER + "\n")
+            if fname in missing:
+                train_lines.append(None)
+                continue
             fh, before = handles[split], n_seq[split]
             for uid, items in parse_llmcdsr_sequences(src / fname, len(asin_of), split != "train"):
                 items_seen.update(items)
                 for item in items:
                     fh.write(f"{prefix}_{uid}\t{asin_of[item]}\n")
+                if split != "train":
+                    cases[split]["X" if items[-1] < n_x else "Y"] += 1
                 n_seq[split] += 1
                 n_inter[split] += len(items)
             if split == "train":
                 train_lines.append(n_seq[split] - before)
         _check_instance_num(src, train_lines)
-        check_complete(src, len(items_seen), len(asin_of), "num.txt", "items in the sequence files")
-        meta = make_meta(NAME, SOURCE, SOURCE_COMMIT, DOMAINS, (len(x_items), len(y_items)),
+        if not any(f.startswith("train_") for f in missing):
+            check_complete(src, len(items_seen), len(asin_of), "num.txt", "items in the sequence files")
+        meta = make_meta(name, SOURCE, SOURCE_COMMIT, domains, (len(x_items), len(y_items)),
                          n_seq, n_inter, titled, "llmcdsr")
-        dst.write_json(f"{NAME}.meta.json", meta)
+        if provenance is not None:
+            meta.update(provenance, n_eval_cases=cases, missing_files=list(missing),
+                        n_items_in_no_sequence=len(asin_of) - len(items_seen))
+        dst.write_json(f"{name}.meta.json", meta)
     return meta
