@@ -1,6 +1,6 @@
 """Side-by-side grid: models x seeds on one dataset, each cell a separate run of the main CLI.
 
-python -m recbole_ifcdsr.compare --dataset=fk_abxi --models=Pop,GRU4Rec,SASRec,SRGNN --seeds=3
+python -m recbole_ifcdsr compare --dataset=fk_abxi --models=Pop,GRU4Rec,SASRec,SRGNN --seeds=3
     [--config_files=a.yaml,b.yaml] [--out=results/fk_abxi] [--jobs=1] [--any_config_key=value]
 
 A model entry may carry its own settings and a row label, so variants of one model sit in one table:
@@ -17,7 +17,9 @@ both splits, every requested protocol, finite numbers); anything else is a faile
 such, and a stored cell that is not complete is run again. Model names and ``--seeds`` are checked
 before any cell starts. ``--jobs`` runs that many cells at once (a GPU machine
 with many cores; on a 2-core CPU keep 1). The summary (mean and population std over seeds, per
-protocol, domain and metric) goes to ``<out>/summary.md`` and ``<out>/summary.json``.
+protocol, domain and metric) goes to ``<out>/summary.md`` and ``<out>/summary.json``, and its table is
+printed last. Exit status (cli.py): 0 when every cell finished, 1 when a cell failed (listed; a rerun runs
+only the missing cells), 2 for a usage error before any cell starts.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from recbole_ifcdsr import report
-from recbole_ifcdsr.errors import ConfigError
+from recbole_ifcdsr.cli import PROG, config_options
+from recbole_ifcdsr.errors import ConfigError, run_cli
 from recbole_ifcdsr.paths import default_properties
 
 DOMAINS = ("X", "Y")
@@ -160,7 +163,7 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
             result_path.unlink()
     log_path = cell_path(out_dir, request, ".log")
     tmp_result = cell_path(out_dir, request, ".partial.json")
-    command = [sys.executable, "-m", "recbole_ifcdsr.run",
+    command = [sys.executable, "-m", "recbole_ifcdsr", "run",
                f"--model={request['model']}", f"--dataset={request['dataset']}", f"--seed={request['seed']}",
                f"--results_file={tmp_result}", "--show_progress=False", *overrides]
     if config_files:
@@ -302,24 +305,35 @@ def write_no_results(out_dir: Path, dataset: str, command: str, failed: list[str
     (out_dir / "summary.md").write_text("\n".join(lines + [f"- {f}" for f in failed]) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{PROG} compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--models", default="Pop,GRU4Rec,SASRec,SRGNN")
+    parser.add_argument("--models", default="Pop,GRU4Rec,SASRec,SRGNN",
+                        help="comma-separated [label=]Model[:key=value...] entries")
     parser.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 (N >= 1)")
-    parser.add_argument("--config_files", default="")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--config_files", default="", help="comma-separated YAML files every cell reads")
+    parser.add_argument("--out", default=None, help="folder of the cells and the summary (default results/<dataset>)")
     parser.add_argument("--jobs", type=_positive_int, default=1, help="cells run at once")
     parser.add_argument("--protocols", default=None, help="sampled,full (default: the config's 'protocol', both)")
     parser.add_argument("--anchors", default=str(report.ANCHORS_FILE), help="YAML of published numbers per dataset")
     parser.add_argument("--readme", default=None,
-                        help="also fill the README block <!-- results:KEY:start/end --> (KEY = --readme_key or the dataset)")
+                        help="also fill the block <!-- results:KEY:start/end --> of this Markdown file "
+                             "(KEY = --readme_key or the dataset)")
     parser.add_argument("--readme_key", default=None)
     parser.add_argument("--split", default="test", choices=("valid", "test"), help="split the tables show")
     parser.add_argument("--select", default=None, choices=TABLE_METRICS,
                         help="name the row with the best validation METRIC (mean over domains), e.g. MRR")
-    args, overrides = parser.parse_known_args(argv)
-    command = "python -m recbole_ifcdsr.compare " + " ".join(argv if argv is not None else sys.argv[1:])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The grid from ``argv`` (default ``sys.argv[1:]``); exit status 1 when a cell failed (cli.py)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = config_options(extra)
+    command = f"{PROG} compare " + " ".join(argv)
     if args.protocols:
         wanted = set(args.protocols.split(","))
         if not wanted or not wanted <= {"sampled", "full"}:
@@ -339,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     missing = [f for f in config_files if not Path(f).is_file()]
     if missing:
         parser.error(f"--config_files: {missing[0]} not found")
+    return run_cli(lambda: run_grid(args, specs, config_files, overrides, command))
+
+
+def run_grid(args: argparse.Namespace, specs: list, config_files: list[str], overrides: list[str], command: str) -> int:
+    """Run (or reuse) every cell, write the summary and print its table last."""
     out_dir = Path(args.out or f"results/{args.dataset}")
     out_dir.mkdir(parents=True, exist_ok=True)
     cells = []
@@ -367,7 +386,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     markdown = write_outputs(out_dir, args.dataset, command, results, failed,
                              report.load_anchors(args.dataset, args.anchors), split=args.split, select=args.select)
-    print(markdown)
     print(f"written: {out_dir}/summary.md, summary.csv, summary.json, summary.png")
     if args.readme:
         key = args.readme_key or args.dataset
@@ -376,8 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         figure.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out_dir / "summary.png", figure)
         report.replace_readme_block(args.readme, key, markdown + f"\n![{key}: {args.split} MRR per model]({link})\n")
-        print(f"README block '{key}' filled in {args.readme}; figure {figure}")
-    return 0 if not failed else 3
+        print(f"block '{key}' filled in {args.readme}; figure {figure}")
+    print()
+    print(markdown)  # the table comes last, where a user looks when the grid ends
+    return 0 if not failed else 1
 
 
 if __name__ == "__main__":

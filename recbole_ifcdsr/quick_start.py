@@ -85,11 +85,13 @@ def build_model(model_class, config, dataset):
         raise ConfigError(f"{config['model']} cannot be built with these settings: {one_line(error)}") from error
 
 
-def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_dict=None, saved: bool = True) -> dict:
+def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_dict=None, saved: bool = True,
+                       argv: list[str] | None = None) -> dict:
     """Train ``model`` on ``dataset`` per the dataset's recipe and return the results dict
-    (also written to ``results_file`` when set)."""
+    (also written to ``results_file`` when set). ``argv``: command-line ``--key=value`` settings
+    (None: RecBole's reading of ``sys.argv``)."""
     wall_start = time.time()
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict, argv=argv)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()

@@ -167,7 +167,7 @@ def test_grid_on_a_real_slice_resumes_after_a_kill(abxi_slice_dir, tmp_path):
     out = tmp_path / "grid"
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:fk_abxi:start -->\n<!-- results:fk_abxi:end -->\n")
-    command = [sys.executable, "-m", "recbole_ifcdsr.compare", "--dataset=fk_abxi", "--seeds=2", f"--out={out}",
+    command = [sys.executable, "-m", "recbole_ifcdsr", "compare", "--dataset=fk_abxi", "--seeds=2", f"--out={out}",
                "--models=Pop,tiny=SASRec:hidden_size=8:inner_size=16:n_layers=1", "--protocols=sampled,full",
                f"--data_path={abxi_slice_dir}", "--epochs=1", f"--checkpoint_dir={tmp_path / 'saved'}",
                "--eval_batch_size=64", "--state=WARNING"]

@@ -32,7 +32,7 @@ from recbole_ifcdsr.paths import REPO_ROOT
 
 ABO = Path(__file__).parent / "data" / "abo"
 ASINS = ["B074M5HPBD", "B0799CK52K", "B07GTFSCHB"]
-FEATURES_CLI = [sys.executable, "-m", "recbole_ifcdsr.features"]
+FEATURES_CLI = [sys.executable, "-m", "recbole_ifcdsr", "features"]
 
 
 def clip_spec(tiny_clip, **extra) -> dict:

@@ -128,7 +128,7 @@ def readme_text(name: str, names: Tuple[str, str], files: Sequence[SourceFile], 
     options = "\n".join(f"- `{k}`: {v}" for k, v in asdict(opts).items() if k != "buckets")
     return f"""# {name}: {names[0]} (X) + {names[1]} (Y) from raw Amazon reviews
 
-Built by `python -m recbole_ifcdsr.data.amazon` from:
+Built by `python -m recbole_ifcdsr convert amazon` from:
 
 {listed}
 
