@@ -36,12 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_ifcdsr import report
+from recbole_ifcdsr import io, report
 from recbole_ifcdsr.cli import PROG, config_options
+from recbole_ifcdsr.constants import DOMAINS, SPLITS
 from recbole_ifcdsr.errors import ConfigError, run_cli
 from recbole_ifcdsr.paths import default_properties
+from recbole_ifcdsr.results import RunResult
 
-DOMAINS = ("X", "Y")
 TABLE_METRICS = ("MRR", "NDCG@10", "HR@10")
 
 
@@ -121,25 +122,10 @@ def cell_path(out_dir: Path, request: dict, suffix: str) -> Path:
 
 
 def result_problem(result: dict) -> str | None:
-    """Why a cell's results JSON cannot go into a table (None when it can): every requested protocol
-    needs valid and test numbers for both domains, all finite, and a selected epoch per domain."""
+    """Why a cell's results JSON cannot go into a table (None when it can): see RunResult.problem."""
     if not isinstance(result, dict):
         return "not a JSON object"
-    protocols = result.get("protocols")
-    if not protocols:
-        return "no protocols"
-    for protocol in protocols:
-        for split in ("valid", "test"):
-            per_domain = (result.get(protocol) or {}).get(split) or {}
-            for d in DOMAINS:
-                metrics = per_domain.get(d)
-                if not metrics:
-                    return f"no {protocol} {split} results for domain {d}"
-                bad = [m for m, v in metrics.items() if not isinstance(v, (int, float)) or not np.isfinite(v)]
-                if bad:
-                    return f"{protocol} {split} {d}: {bad[0]} is {metrics[bad[0]]!r}"
-    missing = [d for d in DOMAINS if d not in (result.get("best_epoch") or {})]
-    return f"no selected epoch for domain {missing[0]}" if missing else None
+    return RunResult.from_json(result).problem()
 
 
 def _read_json(path: Path):
@@ -179,9 +165,7 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
         return False, f"results incomplete ({problem}), see {log_path}"
     result["cell_request"] = request
     result["label"] = row_label(request)
-    staged = cell_path(out_dir, request, ".json.tmp")
-    staged.write_text(json.dumps(result, indent=2))
-    staged.replace(result_path)
+    io.write_json(result_path, result)
     tmp_result.unlink()
     return True, "ran" + rerun
 
@@ -193,7 +177,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(results: list[dict]) -> dict:
-    """{model: {protocol: {split: {domain: {metric: [mean, std, n]}}}, '_runs': {...}}}."""
+    """{row: {protocol: {split: {domain: {metric: [mean, std, n]}}}, '_runs': {...}}}: the RunResult order
+    (results.py) under a row label."""
     summary: dict = {}
     for model in dict.fromkeys(row_label(r) for r in results):
         runs = [r for r in results if row_label(r) == model]
@@ -207,7 +192,7 @@ def summarise(results: list[dict]) -> dict:
             "best_epoch": [r["best_epoch"] for r in runs],
         }}
         for protocol in runs[0]["protocols"]:
-            for split in ("valid", "test"):
+            for split in SPLITS:
                 for d in DOMAINS:
                     metrics = runs[0][protocol][split].get(d, {})
                     for metric in metrics:
@@ -274,12 +259,12 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
             selected[protocol] = {"label": label, "metric": select, "score": score}
             parts += [f"Selected on validation ({protocol} protocol, mean of the two domains' {select}): "
                       f"**{label}** ({100 * score:.2f})", ""]
-        (out_dir / "selection.json").write_text(json.dumps(selected, indent=2))
+        io.write_json(out_dir / "selection.json", selected)
     if failed:
         parts += ["Failed cells:", ""] + [f"- {f}" for f in failed] + [""]
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    io.write_json(out_dir / "summary.json", summary)
     markdown = "\n".join(parts)
-    (out_dir / "summary.md").write_text(f"# {dataset}\n\n{markdown}")
+    io.write_text(out_dir / "summary.md", f"# {dataset}\n\n{markdown}")
     return markdown
 
 
@@ -302,7 +287,7 @@ def write_no_results(out_dir: Path, dataset: str, command: str, failed: list[str
     for name in SUMMARY_FILES:
         (out_dir / name).unlink(missing_ok=True)
     lines = [f"# {dataset}", "", f"No cell finished (`{command}`, {time.strftime('%Y-%m-%d')}).", "", "Failed cells:", ""]
-    (out_dir / "summary.md").write_text("\n".join(lines + [f"- {f}" for f in failed]) + "\n")
+    io.write_text(out_dir / "summary.md", "\n".join(lines + [f"- {f}" for f in failed]) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

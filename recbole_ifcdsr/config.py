@@ -17,12 +17,11 @@ import os
 
 from recbole.config import Config as RecBoleConfig
 
+from recbole_ifcdsr.constants import PROTOCOL_SETTINGS
 from recbole_ifcdsr.errors import CDSRError, ConfigError, one_line
 from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties, known_datasets
 from recbole_ifcdsr.registry import UnknownNameError, get_model
 from recbole_ifcdsr.yamlfile import read_yaml
-
-PROTOCOLS = ("sampled", "full", "both")
 
 
 def _type_problem(default, value) -> str | None:
@@ -136,8 +135,8 @@ class Config(RecBoleConfig):
         self._check_value_types()
         super()._set_default_parameters()
         protocol = self.final_config_dict.get("protocol", "both")
-        if protocol not in PROTOCOLS:
-            raise ConfigError(f"Unknown protocol '{protocol}'. Valid protocols: {', '.join(PROTOCOLS)}")
+        if protocol not in PROTOCOL_SETTINGS:
+            raise ConfigError(f"Unknown protocol '{protocol}'. Valid protocols: {', '.join(PROTOCOL_SETTINGS)}")
         data_path = self.final_config_dict["data_path"]
         if not os.path.isdir(data_path) and self.dataset not in SHIPPED_DATASETS:  # those unpack on first use
             raise FileNotFoundError(
