@@ -28,7 +28,6 @@ import concurrent.futures
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -303,8 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--protocols", default=None, help="sampled,full (default: the config's 'protocol', both)")
     parser.add_argument("--anchors", default=str(report.ANCHORS_FILE), help="YAML of published numbers per dataset")
     parser.add_argument("--readme", default=None,
-                        help="also fill the block <!-- results:KEY:start/end --> of this Markdown file "
-                             "(KEY = --readme_key or the dataset)")
+                        help="also fill the block <!-- results:KEY:start/end --> of this Markdown file, e.g. "
+                             "docs/results.md (KEY = --readme_key or the dataset); the chart goes to "
+                             "results/KEY.png beside it")
     parser.add_argument("--readme_key", default=None)
     parser.add_argument("--split", default="test", choices=("valid", "test"), help="split the tables show")
     parser.add_argument("--select", default=None, choices=TABLE_METRICS,
@@ -374,10 +374,9 @@ def run_grid(args: argparse.Namespace, specs: list, config_files: list[str], ove
     print(f"written: {out_dir}/summary.md, summary.csv, summary.json, summary.png")
     if args.readme:
         key = args.readme_key or args.dataset
-        link = f"docs/results/{file_stem(key)}.png"  # relative to the README, committed beside it
+        link = f"results/{file_stem(key)}.png"  # relative to the Markdown file, committed beside it
         figure = Path(args.readme).resolve().parent / link
-        figure.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out_dir / "summary.png", figure)
+        io.copy_file(out_dir / "summary.png", figure)
         report.replace_readme_block(args.readme, key, markdown + f"\n![{key}: {args.split} MRR per model]({link})\n")
         print(f"block '{key}' filled in {args.readme}; figure {figure}")
     print()

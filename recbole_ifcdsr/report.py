@@ -1,4 +1,4 @@
-"""Outputs of a comparison grid: CSV, a bar chart, published anchors, and README blocks.
+"""Outputs of a comparison grid: CSV, a bar chart, published anchors, and Markdown result blocks (docs/results.md).
 
 ``compare.py`` runs the cells and summarises them; this module only renders a summary
 (``{row: {protocol: {split: {domain: {metric: [mean, std, n]}}}}}``, the RunResult order of results.py
@@ -22,7 +22,7 @@ ANCHORS_FILE = PROPERTIES_DIR / "anchors.yaml"
 
 
 class ReportError(DataError):
-    """An anchors file or README block that cannot be used."""
+    """An anchors file or Markdown result block that cannot be used."""
 
 
 def load_anchors(dataset: str, path: str | os.PathLike = ANCHORS_FILE) -> dict | None:
