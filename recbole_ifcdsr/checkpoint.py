@@ -25,7 +25,7 @@ from recbole_ifcdsr import compat
 from recbole_ifcdsr.errors import CheckpointError, CheckpointMismatchError, brief
 from recbole_ifcdsr.features.store import FROZEN_STORE_KEYS, feature_path
 
-FORMAT = 2  # 1: no run record and no random state (before resume was checked)
+FORMAT = 3  # 1: no run record and no random state (before resume was checked); 2: results per domain, not a RunResult
 #: settings that change which data a run trains and evaluates on, or how it is scored
 RUN_KEYS = ("seed", "USER_ID_FIELD", "ITEM_ID_FIELD", "load_col", "unload_col", "benchmark_filename",
             "cdsr_recipe", "MAX_ITEM_LIST_LENGTH", "cdsr_negatives", "cdsr_metrics", "cdsr_tie_tolerance")
@@ -108,9 +108,12 @@ def load(path: str | os.PathLike, map_location=None) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt ({brief(error)}); "
                               f"delete it to start afresh") from error
-    if not isinstance(state, dict) or state.get("format") != FORMAT or "run" not in state:
+    if not isinstance(state, dict) or "run" not in state:
         raise CheckpointError(f"{path}: written by an older version (no run record), so it cannot be checked against "
                               f"this run; delete it to start afresh")
+    if state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: written by another version (checkpoint format {state.get('format')}, this "
+                              f"version reads {FORMAT}); delete it to start afresh")
     return state
 
 

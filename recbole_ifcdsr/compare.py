@@ -1,6 +1,6 @@
 """Side-by-side grid: models x seeds on one dataset, each cell a separate run of the main CLI.
 
-python -m recbole_ifcdsr.compare --dataset=fk_abxi --models=Pop,GRU4Rec,SASRec,SRGNN --seeds=3
+python -m recbole_ifcdsr compare --dataset=fk_abxi --models=Pop,GRU4Rec,SASRec,SRGNN --seeds=3
     [--config_files=a.yaml,b.yaml] [--out=results/fk_abxi] [--jobs=1] [--any_config_key=value]
 
 A model entry may carry its own settings and a row label, so variants of one model sit in one table:
@@ -17,7 +17,9 @@ both splits, every requested protocol, finite numbers); anything else is a faile
 such, and a stored cell that is not complete is run again. Model names and ``--seeds`` are checked
 before any cell starts. ``--jobs`` runs that many cells at once (a GPU machine
 with many cores; on a 2-core CPU keep 1). The summary (mean and population std over seeds, per
-protocol, domain and metric) goes to ``<out>/summary.md`` and ``<out>/summary.json``.
+protocol, domain and metric) goes to ``<out>/summary.md`` and ``<out>/summary.json``, and its table is
+printed last. Exit status (cli.py): 0 when every cell finished, 1 when a cell failed (listed; a rerun runs
+only the missing cells), 2 for a usage error before any cell starts.
 """
 from __future__ import annotations
 
@@ -26,7 +28,6 @@ import concurrent.futures
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -34,11 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_ifcdsr import report
-from recbole_ifcdsr.errors import ConfigError
+from recbole_ifcdsr import io, report
+from recbole_ifcdsr.cli import PROG, config_options
+from recbole_ifcdsr.constants import DOMAINS, SPLITS
+from recbole_ifcdsr.errors import ConfigError, run_cli
 from recbole_ifcdsr.paths import default_properties
+from recbole_ifcdsr.results import RunResult
 
-DOMAINS = ("X", "Y")
 TABLE_METRICS = ("MRR", "NDCG@10", "HR@10")
 
 
@@ -118,25 +121,10 @@ def cell_path(out_dir: Path, request: dict, suffix: str) -> Path:
 
 
 def result_problem(result: dict) -> str | None:
-    """Why a cell's results JSON cannot go into a table (None when it can): every requested protocol
-    needs valid and test numbers for both domains, all finite, and a selected epoch per domain."""
+    """Why a cell's results JSON cannot go into a table (None when it can): see RunResult.problem."""
     if not isinstance(result, dict):
         return "not a JSON object"
-    protocols = result.get("protocols")
-    if not protocols:
-        return "no protocols"
-    for protocol in protocols:
-        for split in ("valid", "test"):
-            per_domain = (result.get(protocol) or {}).get(split) or {}
-            for d in DOMAINS:
-                metrics = per_domain.get(d)
-                if not metrics:
-                    return f"no {protocol} {split} results for domain {d}"
-                bad = [m for m, v in metrics.items() if not isinstance(v, (int, float)) or not np.isfinite(v)]
-                if bad:
-                    return f"{protocol} {split} {d}: {bad[0]} is {metrics[bad[0]]!r}"
-    missing = [d for d in DOMAINS if d not in (result.get("best_epoch") or {})]
-    return f"no selected epoch for domain {missing[0]}" if missing else None
+    return RunResult.from_json(result).problem()
 
 
 def _read_json(path: Path):
@@ -160,7 +148,7 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
             result_path.unlink()
     log_path = cell_path(out_dir, request, ".log")
     tmp_result = cell_path(out_dir, request, ".partial.json")
-    command = [sys.executable, "-m", "recbole_ifcdsr.run",
+    command = [sys.executable, "-m", "recbole_ifcdsr", "run",
                f"--model={request['model']}", f"--dataset={request['dataset']}", f"--seed={request['seed']}",
                f"--results_file={tmp_result}", "--show_progress=False", *overrides]
     if config_files:
@@ -176,9 +164,7 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
         return False, f"results incomplete ({problem}), see {log_path}"
     result["cell_request"] = request
     result["label"] = row_label(request)
-    staged = cell_path(out_dir, request, ".json.tmp")
-    staged.write_text(json.dumps(result, indent=2))
-    staged.replace(result_path)
+    io.write_json(result_path, result)
     tmp_result.unlink()
     return True, "ran" + rerun
 
@@ -190,7 +176,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(results: list[dict]) -> dict:
-    """{model: {protocol: {split: {domain: {metric: [mean, std, n]}}}, '_runs': {...}}}."""
+    """{row: {protocol: {split: {domain: {metric: [mean, std, n]}}}, '_runs': {...}}}: the RunResult order
+    (results.py) under a row label."""
     summary: dict = {}
     for model in dict.fromkeys(row_label(r) for r in results):
         runs = [r for r in results if row_label(r) == model]
@@ -204,7 +191,7 @@ def summarise(results: list[dict]) -> dict:
             "best_epoch": [r["best_epoch"] for r in runs],
         }}
         for protocol in runs[0]["protocols"]:
-            for split in ("valid", "test"):
+            for split in SPLITS:
                 for d in DOMAINS:
                     metrics = runs[0][protocol][split].get(d, {})
                     for metric in metrics:
@@ -271,12 +258,12 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
             selected[protocol] = {"label": label, "metric": select, "score": score}
             parts += [f"Selected on validation ({protocol} protocol, mean of the two domains' {select}): "
                       f"**{label}** ({100 * score:.2f})", ""]
-        (out_dir / "selection.json").write_text(json.dumps(selected, indent=2))
+        io.write_json(out_dir / "selection.json", selected)
     if failed:
         parts += ["Failed cells:", ""] + [f"- {f}" for f in failed] + [""]
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    io.write_json(out_dir / "summary.json", summary)
     markdown = "\n".join(parts)
-    (out_dir / "summary.md").write_text(f"# {dataset}\n\n{markdown}")
+    io.write_text(out_dir / "summary.md", f"# {dataset}\n\n{markdown}")
     return markdown
 
 
@@ -299,27 +286,39 @@ def write_no_results(out_dir: Path, dataset: str, command: str, failed: list[str
     for name in SUMMARY_FILES:
         (out_dir / name).unlink(missing_ok=True)
     lines = [f"# {dataset}", "", f"No cell finished (`{command}`, {time.strftime('%Y-%m-%d')}).", "", "Failed cells:", ""]
-    (out_dir / "summary.md").write_text("\n".join(lines + [f"- {f}" for f in failed]) + "\n")
+    io.write_text(out_dir / "summary.md", "\n".join(lines + [f"- {f}" for f in failed]) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{PROG} compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--models", default="Pop,GRU4Rec,SASRec,SRGNN")
+    parser.add_argument("--models", default="Pop,GRU4Rec,SASRec,SRGNN",
+                        help="comma-separated [label=]Model[:key=value...] entries")
     parser.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 (N >= 1)")
-    parser.add_argument("--config_files", default="")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--config_files", default="", help="comma-separated YAML files every cell reads")
+    parser.add_argument("--out", default=None, help="folder of the cells and the summary (default results/<dataset>)")
     parser.add_argument("--jobs", type=_positive_int, default=1, help="cells run at once")
     parser.add_argument("--protocols", default=None, help="sampled,full (default: the config's 'protocol', both)")
     parser.add_argument("--anchors", default=str(report.ANCHORS_FILE), help="YAML of published numbers per dataset")
     parser.add_argument("--readme", default=None,
-                        help="also fill the README block <!-- results:KEY:start/end --> (KEY = --readme_key or the dataset)")
+                        help="also fill the block <!-- results:KEY:start/end --> of this Markdown file, e.g. "
+                             "docs/results.md (KEY = --readme_key or the dataset); the chart goes to "
+                             "results/KEY.png beside it")
     parser.add_argument("--readme_key", default=None)
     parser.add_argument("--split", default="test", choices=("valid", "test"), help="split the tables show")
     parser.add_argument("--select", default=None, choices=TABLE_METRICS,
                         help="name the row with the best validation METRIC (mean over domains), e.g. MRR")
-    args, overrides = parser.parse_known_args(argv)
-    command = "python -m recbole_ifcdsr.compare " + " ".join(argv if argv is not None else sys.argv[1:])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The grid from ``argv`` (default ``sys.argv[1:]``); exit status 1 when a cell failed (cli.py)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = config_options(extra)
+    command = f"{PROG} compare " + " ".join(argv)
     if args.protocols:
         wanted = set(args.protocols.split(","))
         if not wanted or not wanted <= {"sampled", "full"}:
@@ -339,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     missing = [f for f in config_files if not Path(f).is_file()]
     if missing:
         parser.error(f"--config_files: {missing[0]} not found")
+    return run_cli(lambda: run_grid(args, specs, config_files, overrides, command))
+
+
+def run_grid(args: argparse.Namespace, specs: list, config_files: list[str], overrides: list[str], command: str) -> int:
+    """Run (or reuse) every cell, write the summary and print its table last."""
     out_dir = Path(args.out or f"results/{args.dataset}")
     out_dir.mkdir(parents=True, exist_ok=True)
     cells = []
@@ -367,17 +371,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     markdown = write_outputs(out_dir, args.dataset, command, results, failed,
                              report.load_anchors(args.dataset, args.anchors), split=args.split, select=args.select)
-    print(markdown)
     print(f"written: {out_dir}/summary.md, summary.csv, summary.json, summary.png")
     if args.readme:
         key = args.readme_key or args.dataset
-        link = f"docs/results/{file_stem(key)}.png"  # relative to the README, committed beside it
+        link = f"results/{file_stem(key)}.png"  # relative to the Markdown file, committed beside it
         figure = Path(args.readme).resolve().parent / link
-        figure.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out_dir / "summary.png", figure)
+        io.copy_file(out_dir / "summary.png", figure)
         report.replace_readme_block(args.readme, key, markdown + f"\n![{key}: {args.split} MRR per model]({link})\n")
-        print(f"README block '{key}' filled in {args.readme}; figure {figure}")
-    return 0 if not failed else 3
+        print(f"block '{key}' filled in {args.readme}; figure {figure}")
+    print()
+    print(markdown)  # the table comes last, where a user looks when the grid ends
+    return 0 if not failed else 1
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Precedence (lowest first), as in RecBole: RecBole's own properties, then ours
 (``properties/overall.yaml``, ``properties/model/<M>.yaml``, ``properties/dataset/<d>.yaml``; each the
 working directory's if it has one, else the plug-in's), then ``config_file_list``, then ``config_dict``,
-then ``--key=value`` on the command line. ``data_path`` defaults to ``./dataset`` as in RecBole.
+then ``--key=value`` on the command line (``argv`` when given, else ``sys.argv`` as RecBole reads it).
+``data_path`` defaults to ``./dataset`` as in RecBole (the folder holding dataset folders; after loading,
+``config["data_path"]`` is RecBole's ``<data_path>/<dataset>``, the dataset's own folder).
 
 Every problem with a setting is a :class:`ConfigError` that names where the setting came from: a
 YAML syntax error names the file and line, and a value whose type does not fit the key's default
@@ -15,12 +17,11 @@ import os
 
 from recbole.config import Config as RecBoleConfig
 
+from recbole_ifcdsr.constants import PROTOCOL_SETTINGS
 from recbole_ifcdsr.errors import CDSRError, ConfigError, one_line
 from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties, known_datasets
 from recbole_ifcdsr.registry import UnknownNameError, get_model
 from recbole_ifcdsr.yamlfile import read_yaml
-
-PROTOCOLS = ("sampled", "full", "both")
 
 
 def _type_problem(default, value) -> str | None:
@@ -38,8 +39,10 @@ def _type_problem(default, value) -> str | None:
 class Config(RecBoleConfig):
     """RecBole Config that knows the plug-in's models, datasets and defaults."""
 
-    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None,
+                 argv: list[str] | None = None):
         self._file_of_key: dict[str, str] = {}
+        self._argv = argv
         try:
             super().__init__(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
         except (CDSRError, FileNotFoundError):
@@ -65,6 +68,21 @@ class Config(RecBoleConfig):
         loaded = self._read_yaml(file)
         self.internal_config_dict.update(loaded)
         return loaded
+
+    def _load_cmd_line(self):
+        """``--key=value`` options from ``argv`` when the command line gave them, else RecBole's reading of
+        ``sys.argv`` (a script that calls run_recbole_ifcdsr directly, as RecBole's run_recbole does)."""
+        if self._argv is None:
+            return super()._load_cmd_line()
+        values: dict = {}
+        for arg in self._argv:
+            key, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+            if not key or not sep:
+                raise ConfigError(f"'{arg}': a setting is --key=value")
+            if values.get(key, value) != value:
+                raise ConfigError(f"--{key} is given twice with different values ({values[key]!r}, {value!r})")
+            values[key] = value
+        return self._convert_config_dict(values)
 
     # ---- model and dataset ------------------------------------------------------------------
     def _get_model_and_dataset(self, model, dataset):
@@ -117,11 +135,11 @@ class Config(RecBoleConfig):
         self._check_value_types()
         super()._set_default_parameters()
         protocol = self.final_config_dict.get("protocol", "both")
-        if protocol not in PROTOCOLS:
-            raise ConfigError(f"Unknown protocol '{protocol}'. Valid protocols: {', '.join(PROTOCOLS)}")
+        if protocol not in PROTOCOL_SETTINGS:
+            raise ConfigError(f"Unknown protocol '{protocol}'. Valid protocols: {', '.join(PROTOCOL_SETTINGS)}")
         data_path = self.final_config_dict["data_path"]
         if not os.path.isdir(data_path) and self.dataset not in SHIPPED_DATASETS:  # those unpack on first use
             raise FileNotFoundError(
                 f"Dataset folder {data_path} not found: run the converter "
-                f"(python -m recbole_ifcdsr.data.converters {self.dataset}) first"
+                f"(python -m recbole_ifcdsr convert {self.dataset}) first"
             )

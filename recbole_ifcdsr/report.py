@@ -1,29 +1,28 @@
-"""Outputs of a comparison grid: CSV, a bar chart, published anchors, and README blocks.
+"""Outputs of a comparison grid: CSV, a bar chart, published anchors, and Markdown result blocks (docs/results.md).
 
 ``compare.py`` runs the cells and summarises them; this module only renders a summary
-(``{row: {protocol: {split: {domain: {metric: [mean, std, n]}}}}}``) so each output can be
-tested on known numbers.
+(``{row: {protocol: {split: {domain: {metric: [mean, std, n]}}}}}``, the RunResult order of results.py
+under a row label) so each output can be tested on known numbers.
 """
 from __future__ import annotations
 
 import csv
-import io
 import os
 import re
+from io import BytesIO, StringIO
 from pathlib import Path
 
-
+from recbole_ifcdsr import io
+from recbole_ifcdsr.constants import DOMAINS
 from recbole_ifcdsr.errors import DataError
+from recbole_ifcdsr.paths import PROPERTIES_DIR
 from recbole_ifcdsr.yamlfile import read_yaml
 
-from recbole_ifcdsr.paths import PROPERTIES_DIR
-
-DOMAINS = ("X", "Y")
 ANCHORS_FILE = PROPERTIES_DIR / "anchors.yaml"
 
 
 class ReportError(DataError):
-    """An anchors file or README block that cannot be used."""
+    """An anchors file or Markdown result block that cannot be used."""
 
 
 def load_anchors(dataset: str, path: str | os.PathLike = ANCHORS_FILE) -> dict | None:
@@ -43,7 +42,7 @@ def load_anchors(dataset: str, path: str | os.PathLike = ANCHORS_FILE) -> dict |
 
 def write_csv(summary: dict, domain_names: dict, path: str | os.PathLike) -> None:
     """One row per (model, protocol, split, domain, metric): mean, std, n (fractions, not percent)."""
-    buffer = io.StringIO()
+    buffer = StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["model", "protocol", "split", "domain", "domain_name", "metric", "mean", "std", "n"])
     for model, entry in summary.items():
@@ -55,7 +54,7 @@ def write_csv(summary: dict, domain_names: dict, path: str | os.PathLike) -> Non
                     for metric, (mean, std, n) in metrics.items():
                         writer.writerow([model, protocol, split, d, domain_names.get(d, d), metric,
                                          f"{mean:.6f}", f"{std:.6f}", n])
-    _write_atomic(Path(path), buffer.getvalue().encode())
+    io.write_text(path, buffer.getvalue())
 
 
 def plot(summary: dict, domain_names: dict, path: str | os.PathLike, metric: str = "MRR", split: str = "test",
@@ -90,10 +89,10 @@ def plot(summary: dict, domain_names: dict, path: str | os.PathLike, metric: str
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO()
+    buffer = BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    _write_atomic(Path(path), buffer.getvalue())
+    io.write_bytes(path, buffer.getvalue())
 
 
 def anchor_row(anchor: dict, columns: list[tuple[str, str]]) -> str:
@@ -113,10 +112,4 @@ def replace_readme_block(readme: str | os.PathLike, key: str, content: str) -> N
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if not pattern.search(text):
         raise ReportError(f"{path}: no block '{start}' ... '{end}' to fill; add both markers where the table goes")
-    _write_atomic(path, pattern.sub(lambda _: f"{start}\n{content.strip()}\n{end}", text).encode())
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    io.write_text(path, pattern.sub(lambda _: f"{start}\n{content.strip()}\n{end}", text))

@@ -1,30 +1,42 @@
-"""Command line: python -m recbole_ifcdsr.run --model=SASRec --dataset=fk_abxi [--config_files=a.yaml,b.yaml]
-[--protocol=sampled|full|both] [--seed=N] [--results_file=out.json] [--any_config_key=value]
+"""python -m recbole_ifcdsr run --model=SASRec --dataset=fk_abxi [--config_files=a.yaml,b.yaml]
+    [--protocol=sampled|full|both] [--seed=N] [--results_file=out.json] [--data_path=dataset] [--any_config_key=value]
 
-(``python run_recbole_ifcdsr.py`` in a source checkout is the same command.)
-Any other --key=value is a RecBole/plug-in config key and wins over the YAML files.
-Exit status: 0 with results; 2 with one 'error: ...' line for a bad input or a run without results
-(nothing written); anything else is a bug and shows its traceback.
+One run: train ``--model`` on ``--dataset`` per the dataset's recipe and evaluate it under both protocols,
+ending with a per-domain table (and ``--results_file`` as JSON). Every other ``--key=value`` (or
+``--key value``) is a RecBole or plug-in config key and wins over the YAML files.
+``python run_recbole_ifcdsr.py`` (in a checkout) and ``python -m recbole_ifcdsr.run`` are the same command.
+Exit status as for every command (recbole_ifcdsr/cli.py): 0 with results; 2 with one 'error: ...' line for a
+bad input or a run without results (nothing written).
 """
+from __future__ import annotations
+
 import argparse
 import sys
 
 import recbole_ifcdsr  # noqa: F401  (applies the compat patches first)
+from recbole_ifcdsr.cli import PROG, config_options
 from recbole_ifcdsr.errors import run_cli
-from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
 
 
-def main() -> int:
-    """One run from ``sys.argv`` (RecBole's Config reads the ``--key=value`` options from it too)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", "-m", default="SASRec")
-    parser.add_argument("--dataset", "-d", default="fk_abxi")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{PROG} run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", "-m", default="SASRec", help="ours (Pop, IFCDSR, LLMEMF) or a RecBole sequential model")
+    parser.add_argument("--dataset", "-d", default="fk_abxi", help="a dataset with properties/dataset/<name>.yaml")
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files")
-    args, _ = parser.parse_known_args()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """One run from ``argv`` (default ``sys.argv[1:]``); see the module docstring."""
+    args, extra = build_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+    settings = config_options(extra)
     files = [f for f in args.config_files.split(",") if f] if args.config_files else None
 
     def run() -> int:
-        run_recbole_ifcdsr(model=args.model, dataset=args.dataset, config_file_list=files)
+        from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
+
+        run_recbole_ifcdsr(model=args.model, dataset=args.dataset, config_file_list=files, argv=settings)
         return 0
 
     return run_cli(run)

@@ -23,11 +23,12 @@ from recbole.utils import set_color
 from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
-from recbole_ifcdsr import checkpoint, compat
-from recbole_ifcdsr.data.dataset import DOMAINS
+from recbole_ifcdsr import checkpoint, compat, io
+from recbole_ifcdsr.constants import DOMAINS
 from recbole_ifcdsr.errors import EmptyRunError, NonFiniteError
 from recbole_ifcdsr.evaluation.protocol import ProtocolEvaluator
 from recbole_ifcdsr.evaluation.selection import ModelSelector
+from recbole_ifcdsr.results import RunResult
 
 
 def format_domain_metrics(result: dict, domain_names: dict) -> str:
@@ -90,7 +91,7 @@ class CrossDomainTrainer(Trainer):
         self.saved_model_file = os.path.join(self.checkpoint_dir, f"{stem}-last.pth")
         self.best_model_file = {d: os.path.join(self.checkpoint_dir, f"{stem}-best_{d}.pth") for d in DOMAINS}
         self.domain_names = dict(config["domains"] or {})
-        self.records: dict = {}
+        self.result = RunResult()  # each domain's numbers at its selected epoch
         self.history: list = []
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
@@ -173,15 +174,14 @@ class CrossDomainTrainer(Trainer):
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "selector": selector.state_dict(),
-            "records": self.records,
+            "result": self.result.to_json(),
             "history": self.history,
             "seconds": (self.train_seconds, self.eval_seconds, self.budget_used),
         }
 
     def _write(self, state: dict, path: str) -> None:
-        tmp = path + ".tmp"
-        torch.save(state, tmp, pickle_protocol=4)
-        os.replace(tmp, path)  # never leave a half-written checkpoint behind
+        with io.atomic_file(path) as handle:  # never leave a half-written checkpoint behind
+            torch.save(state, handle, pickle_protocol=4)
 
     def resume_from_last(self, selector: ModelSelector) -> bool:
         """Restore model, optimiser, selection state, results, random states and data order from the
@@ -198,7 +198,7 @@ class CrossDomainTrainer(Trainer):
         if self.optimizer and state.get("optimizer"):
             self.optimizer.load_state_dict(state["optimizer"])
         selector.load_state_dict(state["selector"])
-        self.records, self.history = state["records"], state["history"]
+        self.result, self.history = RunResult.from_json(state["result"]), state["history"]
         self.train_seconds, self.eval_seconds, self.budget_used = state["seconds"]
         self.epoch_losses = list(state["losses"])
         self._resumed_random = {"random": state["random"], "data_order": state["data_order"]}
@@ -215,7 +215,8 @@ class CrossDomainTrainer(Trainer):
 
     def fit_cdsr(self, train_data, evaluator: ProtocolEvaluator, selector: ModelSelector,
                  show_progress: bool = False, saved: bool = True) -> dict:
-        """Train, validate per the recipe, and return the per-domain results at the selected epochs."""
+        """Train, validate per the recipe, and return the run: ``result`` (a RunResult: each domain's numbers
+        at its selected epoch), epochs, stop reason and seconds."""
         cpu_minutes = self.config["max_train_cpu_minutes"]
         budget = TrainingBudget(cpu_minutes if cpu_minutes is not None else self.config["max_train_minutes"],
                                 cpu=cpu_minutes is not None)
@@ -250,8 +251,7 @@ class CrossDomainTrainer(Trainer):
                 if improved:
                     test = self._evaluate_split(evaluator, "test", epoch, show_progress)
                     for d in improved:
-                        self.records[d] = {"epoch": epoch, "valid": {p: valid[p][d] for p in valid},
-                                           "test": {p: test[p][d] for p in test}}
+                        self.result.select(d, epoch, valid, test)
                         if saved:
                             self._write({"config": self.config, "epoch": epoch, "state_dict": self.model.state_dict()},
                                         self.best_model_file[d])
@@ -268,14 +268,13 @@ class CrossDomainTrainer(Trainer):
         if not self.history:
             raise EmptyRunError(f"{self.config['model']} on {self.config['dataset']}: no epoch was evaluated "
                                 f"(epochs={epochs}, started at epoch {self.start_epoch}); no results")
-        unselected = [d for d in DOMAINS if d not in self.records]
+        unselected = [d for d in DOMAINS if d not in self.result.best_epoch]
         if unselected:
             names = ", ".join(f"{d} ({self.domain_names.get(d, d)})" for d in unselected)
             raise EmptyRunError(f"{self.config['model']} on {self.config['dataset']}: no epoch was selected for "
                                 f"domain {names} in {len(self.history)} validations; no results")
         return {
-            "best_epoch": {d: self.records[d]["epoch"] for d in self.records},
-            "records": self.records,
+            "result": self.result,
             "epochs_run": (self.history[-1]["epoch"] + 1) if self.history else 0,
             "stop_reason": stop_reason,
             "train_seconds": round(self.train_seconds, 2),

@@ -245,7 +245,7 @@ def test_cli_writes_dataset_and_yaml(converted_2014, tmp_path, capsys):
     assert (tmp_path / "props/fk.yaml").read_bytes() == (root / "props/fk.yaml").read_bytes()
     assert (root / "ds/fk/fk.item").read_text().splitlines()[0] == AMAZON_ITEM_HEADER
     assert main(argv[:2] + ["--name=fk", f"--out={tmp_path / 'o'}", "--no_properties",
-                            "--min_per_domain=9"]) == 1
+                            "--min_per_domain=9"]) == 2
     assert "cannot hold 9 items of each domain" in capsys.readouterr().err
 
 

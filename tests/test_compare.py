@@ -165,9 +165,10 @@ def test_grid_on_a_real_slice_resumes_after_a_kill(abxi_slice_dir, tmp_path):
     import matplotlib.image
 
     out = tmp_path / "grid"
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "docs" / "results.md"
+    readme.parent.mkdir()
     readme.write_text("<!-- results:fk_abxi:start -->\n<!-- results:fk_abxi:end -->\n")
-    command = [sys.executable, "-m", "recbole_ifcdsr.compare", "--dataset=fk_abxi", "--seeds=2", f"--out={out}",
+    command = [sys.executable, "-m", "recbole_ifcdsr", "compare", "--dataset=fk_abxi", "--seeds=2", f"--out={out}",
                "--models=Pop,tiny=SASRec:hidden_size=8:inner_size=16:n_layers=1", "--protocols=sampled,full",
                f"--data_path={abxi_slice_dir}", "--epochs=1", f"--checkpoint_dir={tmp_path / 'saved'}",
                "--eval_batch_size=64", "--state=WARNING"]
@@ -189,8 +190,8 @@ def test_grid_on_a_real_slice_resumes_after_a_kill(abxi_slice_dir, tmp_path):
         assert (out / name).stat().st_size > 0
     assert matplotlib.image.imread(out / "summary.png").shape[2] in (3, 4)
     text = readme.read_text()
-    assert "| tiny |" in text and "*ABXI (published)*" in text and "docs/results/fk_abxi.png" in text
-    assert (tmp_path / "docs" / "results" / "fk_abxi.png").is_file()
+    assert "| tiny |" in text and "*ABXI (published)*" in text and "](results/fk_abxi.png)" in text
+    assert (tmp_path / "docs" / "results" / "fk_abxi.png").read_bytes() == (out / "summary.png").read_bytes()
 
 
 @pytest.mark.unit

@@ -388,7 +388,7 @@ def test_c2dsr_missing_train_writes_nothing(tmp_path):
     assert str(src / "traindata_new.txt") in msg and "Google Drive" in msg and "cjx96/C2DSR" in msg
     assert "Food-Kitchen/traindata_new.txt" in msg and "\n" not in msg
     assert sorted(p.name for p in tmp_path.iterdir()) == before
-    assert main(["food_kitchen", "--src", str(src), "--out", str(tmp_path / "out")]) == 1
+    assert main(["food_kitchen", "--src", str(src), "--out", str(tmp_path / "out")]) == 2
 
 
 @pytest.mark.unit
@@ -448,7 +448,7 @@ def test_abxi_cut_in_the_middle_of_a_timestamp_keeps_the_good_output(abxi_copy, 
                                               r"7,144: the file is incomplete"):
         convert_fk_abxi(abxi_copy, out)
     assert dir_bytes(out) == before
-    assert main(["fk_abxi", "--src", str(abxi_copy), "--out", str(out)]) == 1
+    assert main(["fk_abxi", "--src", str(abxi_copy), "--out", str(out)]) == 2
 
 
 @pytest.mark.unit

@@ -20,7 +20,7 @@ from conftest import DATA_PATH
 
 from recbole_ifcdsr.enrich import (HEADER, BackendError, CacheError, EnrichCache, Item, OpenAIBackend, Prompt,
                                    PromptError, enrich, export_tsv, item_file, load_prompt, read_items, read_tsv)
-from recbole_ifcdsr.enrich.__main__ import main as enrich_main
+from recbole_ifcdsr.enrich.cli import main as enrich_main
 from recbole_ifcdsr.paths import REPO_ROOT
 
 PROMPT = Prompt(system="Describe the product.", user="{title}", generation={"max_tokens": 16, "temperature": 0.0, "seed": 0})
@@ -199,7 +199,7 @@ def test_killed_run_resumes_without_generating_twice(tmp_path, capsys):
     with ChatServer(hold=rows[held][2]) as server:
         args = ["--dataset=tiny", "--backend=openai", f"--base_url={server.url}", "--model=m", "--concurrency=1",
                 f"--data_path={tmp_path}", "--no_progress"]
-        process = subprocess.Popen([sys.executable, "-m", "recbole_ifcdsr.enrich", *args],
+        process = subprocess.Popen([sys.executable, "-m", "recbole_ifcdsr", "enrich", *args],
                                    env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         started = time.monotonic()
@@ -237,9 +237,9 @@ def test_read_items_real_file_counts_untitled_and_rejects_bad_files(tmp_path):
     assert (len(items), untitled) == (23357, 4738)
     assert items[0] == Item("616719923X", "Grocery", "Japanese Kit Kat Maccha Green Tea Flavor (5 Bag) (4.91oz x 5)")
     (tmp_path / "bad.item").write_text("item_id:token\tname:token\nA\tx\n")
-    with pytest.raises(ValueError, match="title:token_seq"):
+    with pytest.raises(ValueError, match=r"bad\.item:1: header lacks title \(found item_id:token, name:token\)"):
         read_items(tmp_path / "bad.item")
-    with pytest.raises(FileNotFoundError, match="no item file"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.item: dataset 'missing' has no \.item file"):
         item_file(tmp_path, "missing")
 
 

@@ -153,7 +153,7 @@ def test_truncated_checkpoint_at_the_command_line(monkeypatch, capsys, tmp_path,
 
 @pytest.mark.integration
 def test_corrupt_local_clip_checkpoint(tmp_path, capsys, tiny_clip):
-    from recbole_ifcdsr.features.__main__ import main as features_main
+    from recbole_ifcdsr.features.cli import main as features_main
 
     weights = tmp_path / "weights.pt"
     weights.write_bytes(b"\x80\x04 not a torch file")

@@ -32,7 +32,7 @@ from recbole_ifcdsr.paths import REPO_ROOT
 
 ABO = Path(__file__).parent / "data" / "abo"
 ASINS = ["B074M5HPBD", "B0799CK52K", "B07GTFSCHB"]
-FEATURES_CLI = [sys.executable, "-m", "recbole_ifcdsr.features"]
+FEATURES_CLI = [sys.executable, "-m", "recbole_ifcdsr", "features"]
 
 
 def clip_spec(tiny_clip, **extra) -> dict:
@@ -325,3 +325,14 @@ def test_main_cli_builds_missing_text_store_on_first_use(tmp_path, minilm, caplo
     assert "building it now (first use)" in caplog.text
     tokens, _, mask, meta = load_features(out / "fk_abxi.text_minilm.npz")
     assert sorted(tokens.tolist()) == sorted(items) and 0 < mask.sum() <= len(items) and meta["dim"] == 384
+
+
+@pytest.mark.integration
+def test_the_ray_engine_does_not_import_the_extractor():
+    """The extract <-> ray_engine import cycle is gone: both use chunks.py, and ray_engine imports it alone."""
+    code = ("import sys, recbole_ifcdsr.features.ray_engine as r; "
+            "print('recbole_ifcdsr.features.extract' in sys.modules, r.process_chunk.__module__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "recbole_ifcdsr.features.chunks"]

@@ -162,7 +162,7 @@ def test_wheel_installed_outside_the_checkout_runs_pop_and_compare(tmp_path):
     where = run("-c", "import recbole_ifcdsr.paths as p; print(p.__file__); print(p.PROPERTIES_DIR)").stdout.split()
     assert where == [str(site / "recbole_ifcdsr" / "paths.py"), str(site / "recbole_ifcdsr" / "properties")]
 
-    run("-m", "recbole_ifcdsr.run", "--model=Pop", "--dataset=fk_abxi", "--results_file=pop.json",
+    run("-m", "recbole_ifcdsr", "run", "--model=Pop", "--dataset=fk_abxi", "--results_file=pop.json",
         "--show_progress=False", "--state=WARNING")
     result = json.loads((work / "pop.json").read_text())
     assert (result["model"], result["dataset"], result["protocols"]) == ("Pop", "fk_abxi", ["sampled", "full"])
@@ -171,10 +171,17 @@ def test_wheel_installed_outside_the_checkout_runs_pop_and_compare(tmp_path):
     assert (work / "dataset" / "fk_abxi" / "fk_abxi.inter").read_bytes() == \
         gzip.decompress((shipped / "fk_abxi.inter.gz").read_bytes())
 
-    grid = run("-m", "recbole_ifcdsr.compare", "--dataset=fk_abxi", "--models=Pop", "--seeds=1", "--out=grid",
+    grid = run("-m", "recbole_ifcdsr", "compare", "--dataset=fk_abxi", "--models=Pop", "--seeds=1", "--out=grid",
                "--protocols=sampled")
     assert "Pop seed 0: ran" in grid.stdout + grid.stderr
     summary = (work / "grid" / "summary.md").read_text()
     assert "| Pop |" in summary and "*ABXI (published)*" in summary  # the anchors came from the package
     assert json.loads((work / "grid" / "Pop-seed0.json").read_text())["model"] == "Pop"
     assert _files(site) == before  # nothing was written into the installed package
+
+    # the console script pip made from the wheel's entry point is the same command line
+    script = subprocess.run([str(site / "bin" / "recbole-ifcdsr"), "--help"], capture_output=True, text=True,
+                            cwd=work, env=env)
+    assert script.returncode == 0, script.stderr[-3000:]
+    assert [line.split()[0] for line in script.stdout.splitlines() if line.startswith("  ")] == \
+        ["run", "compare", "features", "enrich", "convert"]

@@ -149,6 +149,21 @@ def test_a_checkpoint_without_a_run_record_is_refused(one_epoch, abxi_small_dir,
 
 
 @pytest.mark.integration
+def test_a_checkpoint_of_another_format_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch):
+    """Format 2 kept each domain's results in another nesting; this version reads only its own."""
+    monkeypatch.chdir(tmp_path)
+    directory = tmp_path / "saved"
+    directory.mkdir()
+    compat.trust_checkpoint_dir(one_epoch.parent)
+    state = compat.load_checkpoint(one_epoch)
+    assert state["format"] == checkpoint.FORMAT == 3 and set(state["result"]) >= {"protocols", "best_epoch", "sampled"}
+    state["format"] = 2
+    torch.save(state, last_file(directory))
+    with pytest.raises(CheckpointError, match=r"written by another version \(checkpoint format 2, this version reads 3\)"):
+        run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings(abxi_small_dir, directory, epochs=2, resume=True))
+
+
+@pytest.mark.integration
 def test_resume_without_a_checkpoint_says_so(abxi_small_dir, tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     with caplog.at_level(logging.WARNING):

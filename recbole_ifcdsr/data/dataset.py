@@ -26,11 +26,13 @@ from recbole.data.dataset import Dataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
+from recbole_ifcdsr.constants import DOMAINS, SPLITS
 from recbole_ifcdsr.data.atomic import check_dataset_files
 from recbole_ifcdsr.data.packing import prepare_dataset_dir
 from recbole_ifcdsr.errors import DataError
 
-DOMAINS = ("X", "Y")
+__all__ = ["DOMAINS", "RECIPES", "CrossDomainSequentialDataset", "DatasetError", "EvalCases"]
+
 RECIPES = ("leave_one_out", "user_split")
 
 
@@ -164,7 +166,7 @@ class CrossDomainSequentialDataset(Dataset):
 
     def eval_cases(self, split: str) -> EvalCases:
         """Evaluation cases of ``split`` ('valid' or 'test') as the recipe defines them."""
-        if split not in ("valid", "test"):
+        if split not in SPLITS:
             raise ValueError(f"split must be 'valid' or 'test', not {split!r}")
         cached = getattr(self, "_eval_cases_cache", {})
         if split in cached:
@@ -197,7 +199,7 @@ class CrossDomainSequentialDataset(Dataset):
     def check_eval_domains(self) -> None:
         """Every recipe reports both domains on valid and test: a split without cases of a domain would
         give that domain NaN metrics (and, under joint selection, no selected epoch for either)."""
-        for split in ("valid", "test"):
+        for split in SPLITS:
             counts = self.eval_cases(split).counts()
             empty = [d for d in DOMAINS if counts[d] == 0]
             if empty:
@@ -270,7 +272,7 @@ class CrossDomainSequentialDataset(Dataset):
         """One line per split: sequences and cases per domain."""
         lines = [f"{self.dataset_name}: {self.item_num - 1} items (X {len(self.domain_items[0])}, Y {len(self.domain_items[1])}), "
                  f"{len(self.train_sequences)} training sequences, recipe {self.recipe}"]
-        for split in ("valid", "test"):
+        for split in SPLITS:
             c = self.eval_cases(split).counts()
             lines.append(f"  {split}: {c['X']} X-target / {c['Y']} Y-target cases")
         return "\n".join(lines)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from recbole_ifcdsr import io
 from recbole_ifcdsr.paths import SHIPPED_DATASET_DIR, SHIPPED_DATASETS
 
 PACKED_SUFFIXES = (".inter", ".item")
@@ -26,13 +26,21 @@ def pack(directory: str | os.PathLike) -> list[Path]:
     for path in sorted(Path(directory).iterdir()):
         if path.suffix in PACKED_SUFFIXES:
             target = path.with_name(path.name + ".gz")
-            tmp = target.with_name(target.name + ".tmp")
-            with open(path, "rb") as src, open(tmp, "wb") as raw:
+            with open(path, "rb") as src, io.atomic_file(target) as raw:
                 with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
                     shutil.copyfileobj(src, gz)
-            os.replace(tmp, target)
             written.append(target)
     return written
+
+
+def dataset_file(dataset_dir: str | os.PathLike, dataset: str, suffix: str) -> Path:
+    """``<dataset_dir>/<dataset>.<suffix>`` (``dataset_dir`` is ``<data_path>/<dataset>``), unpacked first
+    if it comes gzipped; FileNotFoundError names it when the dataset has no such file."""
+    prepare_dataset_dir(dataset_dir)
+    path = Path(dataset_dir) / f"{dataset}.{suffix}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: dataset '{dataset}' has no .{suffix} file")
+    return path
 
 
 def prepare_dataset_dir(directory: str | os.PathLike) -> list[Path]:
@@ -56,12 +64,12 @@ def _unpack_shipped(shipped: Path, directory: Path) -> list[Path]:
     for packed in sorted(shipped.glob("*.gz")):
         target = directory / packed.stem
         if target.suffix in PACKED_SUFFIXES and not target.exists():
-            _write_atomically(packed, target, gzip.open)
+            io.copy_file(packed, target, gzip.open)
             written.append(target)
     if written:  # provenance goes with the shipped files, not into a folder of the user's own files
         for name in (f"{directory.name}.meta.json", "README.md"):
             if (shipped / name).is_file() and not (directory / name).exists():
-                _write_atomically(shipped / name, directory / name, open)
+                io.copy_file(shipped / name, directory / name)
                 written.append(directory / name)
     return written
 
@@ -78,19 +86,6 @@ def unpack_if_needed(directory: str | os.PathLike) -> list[Path]:
             continue
         if plain.exists() and plain.stat().st_mtime >= packed.stat().st_mtime:
             continue
-        _write_atomically(packed, plain, gzip.open)
+        io.copy_file(packed, plain, gzip.open)  # grid cells started together each write a whole copy
         written.append(plain)
     return written
-
-
-def _write_atomically(source: Path, target: Path, opener) -> None:
-    """``opener(source)``'s bytes to ``target``. A temp name of its own per process: grid cells started
-    together all unpack on first use; each writes a complete copy and renames it into place."""
-    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
-    try:
-        with opener(source, "rb") as src, os.fdopen(handle, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

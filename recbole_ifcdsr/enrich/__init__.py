@@ -1,8 +1,8 @@
 """LLM enrichment of item text (LLM-EMF): key terms, a summary and likely interests per item title.
 
-``python -m recbole_ifcdsr.enrich --dataset=fk_llmcdsr --backend=local`` fills an append-only cache
-(``dataset/<name>/<name>.enrich.<backend>.jsonl``) and exports ``<name>.enrich.<backend>.tsv``
-(``item_id:token<TAB>text:token_seq``) for a text feature extractor. See ``__main__`` for options.
+``python -m recbole_ifcdsr enrich --dataset=fk_llmcdsr --backend=local`` fills an append-only cache
+(``<data_path>/<name>/<name>.enrich.<backend>.jsonl``) and exports ``<name>.enrich.<backend>.tsv``
+(``item_id:token<TAB>text:token_seq``) for a text feature extractor. See ``cli.py`` for options.
 """
 from recbole_ifcdsr.enrich.backends import BACKENDS, BackendError, LocalBackend, OpenAIBackend, Outcome
 from recbole_ifcdsr.enrich.cache import CacheError, EnrichCache, cache_path

@@ -1,13 +1,14 @@
 """The hand-over file for text feature extractors: ``item_id:token<TAB>text:token_seq`` per item.
 
 Whitespace (tabs, newlines) in a text collapses to single spaces so each item stays one TSV row.
-Written atomically (temp file in the same folder, then ``os.replace``).
+Written atomically (io.atomic_file).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from recbole_ifcdsr import io
 from recbole_ifcdsr.enrich.items import Item
 from recbole_ifcdsr.errors import DataError
 
@@ -24,11 +25,8 @@ def one_line(text: str) -> str:
 
 def export_tsv(path: str | os.PathLike, items: list[Item], texts: dict[str, str], include_title: bool = True) -> int:
     """Write one row per item that has a text (``title. text`` when include_title); returns the row count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     rows = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with io.atomic_file(path, "w") as f:
         f.write(HEADER + "\n")
         for item in items:
             text = texts.get(item.token)
@@ -39,7 +37,6 @@ def export_tsv(path: str | os.PathLike, items: list[Item], texts: dict[str, str]
                 text = f"{one_line(item.title).rstrip('.')}. {text}"
             f.write(f"{item.token}\t{text}\n")
             rows += 1
-    os.replace(tmp, path)
     return rows
 
 

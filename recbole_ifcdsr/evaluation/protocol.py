@@ -17,12 +17,13 @@ import torch
 from recbole.data.interaction import Interaction
 from tqdm import tqdm
 
-from recbole_ifcdsr.data.dataset import DOMAINS, CrossDomainSequentialDataset
+from recbole_ifcdsr.constants import DOMAINS, PROTOCOLS
+from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
 from recbole_ifcdsr.errors import ConfigError, NonFiniteError
 from recbole_ifcdsr.evaluation.metrics import check_metric_names, metrics_from_ranks, nonfinite_cases, ranks_against
 from recbole_ifcdsr.evaluation.negatives import NegativeSampler
 
-ALL_PROTOCOLS = ("sampled", "full")
+ALL_PROTOCOLS = PROTOCOLS  # the name this module always exported
 
 
 class ProtocolEvaluator:

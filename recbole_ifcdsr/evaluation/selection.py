@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from recbole_ifcdsr.data.dataset import DOMAINS
+from recbole_ifcdsr.constants import DOMAINS
 from recbole_ifcdsr.errors import ConfigError, NonFiniteError
 
 

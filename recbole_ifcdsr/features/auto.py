@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 
 def ensure_feature(config, dataset_name: str, feature: str) -> Path | None:
-    """Path of the store ``<data_path>/<dataset>.<feature>.npz``, built now if missing and possible; else None."""
+    """Path of the store ``<data_path>/<dataset>/<dataset>.<feature>.npz`` (``config["data_path"]`` is the
+    dataset's folder once the config is loaded), built now if missing and possible; else None."""
     path = feature_path(config["data_path"], dataset_name, feature)
     if path.is_file():
         return path

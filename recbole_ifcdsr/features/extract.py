@@ -1,12 +1,12 @@
 """Resumable, batched extraction of one item feature into the feature store.
 
-The item list (the dataset's ``.item`` file order) is cut into fixed chunks. Each finished chunk is
-written atomically to ``<store>.partial/part-<n>.npz``; a re-run with the same job skips finished
-chunks, so killing the process at any moment loses at most the chunks in flight and never leaves a
-corrupt store. Batches are formed inside a chunk, so a resumed run encodes exactly the batches an
-uninterrupted one does and gives byte-identical vectors. At the end the parts are assembled into
-the store (atomic), missing and corrupt items are listed in ``<dataset>.<feature>.report.tsv``, and
-the partial folder is removed.
+The item list (the dataset's ``.item`` file order) is cut into fixed chunks (chunks.py: the one place
+that encodes a chunk and writes its part, for the local engine here and the Ray engine alike). Each
+finished chunk is written atomically to ``<store>.partial/part-<n>.npz``; a re-run with the same job
+skips finished chunks, so killing the process at any moment loses at most the chunks in flight and
+never leaves a corrupt store, and a resumed run gives byte-identical vectors. At the end the parts are
+assembled into the store (atomic), missing and corrupt items are listed in
+``<dataset>.<feature>.report.tsv``, and the partial folder is removed.
 """
 from __future__ import annotations
 
@@ -17,20 +17,19 @@ import logging
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from recbole_ifcdsr import io
 from recbole_ifcdsr.errors import ConfigError
-from recbole_ifcdsr.features.encoders import ItemUnreadable, build_encoder
-from recbole_ifcdsr.features.sources import ItemMissing, build_source, read_item_file
+from recbole_ifcdsr.features.chunks import OK, STATUS_NAMES, chunk_bounds, finished_parts, part_path, process_chunk
+from recbole_ifcdsr.features.encoders import build_encoder
+from recbole_ifcdsr.features.sources import build_source, read_item_file
 from recbole_ifcdsr.features.store import feature_path, load_features, save_features
 
-OK, MISSING, CORRUPT = 0, 1, 2
-STATUS_NAMES = {OK: "ok", MISSING: "missing", CORRUPT: "corrupt"}
 RUN_KEYS = ("device", "workers", "engine", "ray_address", "ray_actors")  # how to run, not what to compute
 
 logger = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ logger = logging.getLogger(__name__)
 class ExtractionJob:
     """What to compute: one feature of one dataset, per ``spec`` (modality, encoder, inputs, sizes)."""
 
-    dataset_dir: str
+    dataset_dir: str  # <data_path>/<dataset>
     dataset: str
     feature: str
     spec: dict = field(default_factory=dict)
@@ -88,63 +87,6 @@ class ExtractionReport:
                 f"({rate:.1f} items/s)")
 
 
-def encode_chunk(encoder, source, tokens: list, batch_size: int, workers: int) -> tuple:
-    """(vectors [n, dim] float32, status int8 [n], reasons [n]) for one chunk of item tokens."""
-
-    def load(token):
-        try:
-            return OK, encoder.prepare(source.get(token)), ""
-        except ItemMissing as e:
-            return MISSING, None, str(e)
-        except ItemUnreadable as e:
-            return CORRUPT, None, str(e)
-
-    if workers > 1 and encoder.modality == "image":
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            loaded = list(pool.map(load, tokens))
-    else:
-        loaded = [load(t) for t in tokens]
-    status = np.array([s for s, _, _ in loaded], dtype=np.int8)
-    reasons = [r for _, _, r in loaded]
-    vectors = np.zeros((len(tokens), encoder.dim), dtype=np.float32)
-    ok = np.flatnonzero(status == OK)
-    for start in range(0, len(ok), batch_size):
-        rows = ok[start:start + batch_size]
-        vectors[rows] = encoder.encode([loaded[i][1] for i in rows])
-    bad = ~np.isfinite(vectors).all(axis=1) & (status == OK)
-    if bad.any():  # an encoder that returns NaN for an input: mask it as corrupt rather than store it
-        status[bad] = CORRUPT
-        for i in np.flatnonzero(bad):
-            reasons[i] = "encoder returned NaN/inf"
-        vectors[bad] = 0.0
-    return vectors, status, reasons
-
-
-def part_path(partial_dir: Path, index: int) -> Path:
-    return partial_dir / f"part-{index:06d}.npz"
-
-
-def write_part(partial_dir: Path, index: int, vectors, status, reasons) -> None:
-    target = part_path(partial_dir, index)
-    tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, vectors=vectors, status=status, reasons=np.asarray(reasons, dtype=str))
-    os.replace(tmp, target)
-
-
-def finished_parts(partial_dir: Path, n_chunks: int) -> set:
-    done = set()
-    for i in range(n_chunks):
-        path = part_path(partial_dir, i)
-        if path.is_file():
-            try:
-                with np.load(path) as f:
-                    f["vectors"], f["status"]  # noqa: B018  (readable in full)
-                done.add(i)
-            except (OSError, ValueError, KeyError):
-                path.unlink()  # cannot happen with atomic writes; recompute rather than trust it
-    return done
-
-
 def _signature(job: ExtractionJob, tokens: list, encoder_meta: dict) -> dict:
     return {
         "dataset": job.dataset, "feature": job.feature,
@@ -165,18 +107,13 @@ def _open_partial(job: ExtractionJob, signature: dict) -> dict:
         shutil.rmtree(job.partial_dir)
     job.partial_dir.mkdir(parents=True, exist_ok=True)
     state = {"signature": signature, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    tmp = manifest.with_name("manifest.json.tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, manifest)
+    io.write_json(manifest, state, indent=1)
     return state
 
 
-def run_chunks_locally(job, encoder, source, tokens, chunks, pending, progress) -> None:
-    for i in pending:
-        start, stop = chunks[i]
-        vectors, status, reasons = encode_chunk(encoder, source, tokens[start:stop], job.batch_size, job.workers)
-        write_part(job.partial_dir, i, vectors, status, reasons)
-        progress.update(stop - start)
+def run_chunks_locally(job, encoder, source, tokens, pending, progress) -> None:
+    for index in pending:
+        progress.update(process_chunk(job, encoder, source, tokens, index))
 
 
 def extract(job: ExtractionJob, engine: str = "local", overwrite: bool = False, show_progress: bool = True,
@@ -192,7 +129,7 @@ def extract(job: ExtractionJob, engine: str = "local", overwrite: bool = False, 
     encoder = build_encoder(job.spec, allow_download=allow_download)
     source = build_source(job.spec, titles)
     state = _open_partial(job, _signature(job, tokens, encoder.meta()))
-    chunks = [(s, min(s + job.chunk_size, len(tokens))) for s in range(0, len(tokens), job.chunk_size)]
+    chunks = chunk_bounds(len(tokens), job.chunk_size)
     done = finished_parts(job.partial_dir, len(chunks))
     pending = [i for i in range(len(chunks)) if i not in done]
     done_items = sum(chunks[i][1] - chunks[i][0] for i in done)
@@ -208,7 +145,7 @@ def extract(job: ExtractionJob, engine: str = "local", overwrite: bool = False, 
 
             run_chunks_on_ray(job, pending, progress)
         elif engine == "local":
-            run_chunks_locally(job, encoder, source, tokens, chunks, pending, progress)
+            run_chunks_locally(job, encoder, source, tokens, pending, progress)
         else:
             raise ConfigError(f"Unknown engine '{engine}'. Valid engines: local, ray")
     seconds = time.perf_counter() - started
@@ -228,11 +165,9 @@ def _assemble(job, tokens, chunks, encoder, source, state, seconds, computed) ->
             "modality": encoder.modality, "date": state["date"],
             "counts": {"encoded": counts["ok"], "missing": counts["missing"], "corrupt": counts["corrupt"]}}
     problems = [(tokens[i], STATUS_NAMES[int(status[i])], reasons[i]) for i in np.flatnonzero(status != OK)]
-    tmp = job.report_path.with_name(job.report_path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with io.atomic_file(job.report_path, "w") as f:
         f.write("item_id\tstatus\treason\n")
         f.writelines(f"{t}\t{s}\t{' '.join(r.split())}\n" for t, s, r in problems)
-    os.replace(tmp, job.report_path)
     save_features(job.path, tokens, vectors, status == OK, meta)
     shutil.rmtree(job.partial_dir)
     report = ExtractionReport(job.path, len(tokens), counts["ok"], counts["missing"], counts["corrupt"],

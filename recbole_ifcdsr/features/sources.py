@@ -13,7 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from recbole_ifcdsr.data.packing import prepare_dataset_dir
+from recbole_ifcdsr import io
+from recbole_ifcdsr.data.packing import dataset_file
 from recbole_ifcdsr.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
@@ -24,26 +25,10 @@ class ItemMissing(LookupError):
 
 
 def read_item_file(dataset_dir: str | os.PathLike, dataset: str) -> tuple[list[str], dict[str, str]]:
-    """(item tokens in file order, {token: title}) from ``<dataset_dir>/<dataset>.item`` (unpacked if needed)."""
-    dataset_dir = Path(dataset_dir)
-    prepare_dataset_dir(dataset_dir)
-    path = dataset_dir / f"{dataset}.item"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the feature store needs the dataset's .item file")
-    with open(path, encoding="utf-8") as f:
-        header = [h.split(":")[0] for h in f.readline().rstrip("\n").split("\t")]
-        if "item_id" not in header:
-            raise DataError(f"{path}: no item_id column (header: {header})")
-        ti, xi = header.index("item_id"), header.index("title") if "title" in header else None
-        tokens, titles = [], {}
-        for line in f:
-            cells = line.rstrip("\n").split("\t")
-            tokens.append(cells[ti])
-            if xi is not None and xi < len(cells) and cells[xi].strip():
-                titles[cells[ti]] = cells[xi].strip()
-    if len(set(tokens)) != len(tokens):
-        raise DataError(f"{path}: duplicate item tokens")
-    return tokens, titles
+    """(item tokens in file order, {token: title}) from ``<dataset_dir>/<dataset>.item`` (unpacked if needed;
+    read by io.read_item_table)."""
+    items = io.read_item_table(dataset_file(dataset_dir, dataset, "item"))
+    return [item.token for item in items], {item.token: item.title for item in items if item.title}
 
 
 def read_token_tsv(path: str | os.PathLike) -> dict[str, str]:
@@ -127,9 +112,7 @@ class ImageUrlSource:
             try:
                 with urllib.request.urlopen(url, timeout=self.timeout) as response:
                     data = response.read()
-                tmp = target.with_name(f"{target.name}.{os.getpid()}.{id(data)}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
+                io.write_bytes(target, data)
                 return target
             except urllib.error.HTTPError as e:
                 last = e

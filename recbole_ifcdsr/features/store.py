@@ -1,4 +1,4 @@
-"""Item feature sidecars: ``<data_path>/<dataset>.<feature>.npz`` next to the atomic files.
+"""Item feature sidecars: ``<data_path>/<dataset>/<dataset>.<feature>.npz`` next to the atomic files.
 
 One file per (dataset, feature): ``tokens`` (item tokens, as in the .item file), ``vectors``
 (float32 [n, dim]), ``mask`` (bool [n]: the item has a real feature; rows with False are ignored)
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recbole_ifcdsr import io
 from recbole_ifcdsr.errors import DataError, brief
 
 
@@ -29,8 +30,10 @@ class FeatureStoreError(DataError):
     """A sidecar that does not fit the dataset; the message names the file and the problem."""
 
 
-def feature_path(data_path: str | os.PathLike, dataset: str, feature: str) -> Path:
-    return Path(data_path) / f"{dataset}.{feature}.npz"
+def feature_path(dataset_dir: str | os.PathLike, dataset: str, feature: str) -> Path:
+    """The store of ``feature`` in the dataset's own folder (``<data_path>/<dataset>``, which is what
+    RecBole's ``config["data_path"]`` holds once the config is loaded)."""
+    return Path(dataset_dir) / f"{dataset}.{feature}.npz"
 
 
 def _check_finite(path, tokens, vectors: np.ndarray) -> None:
@@ -60,10 +63,7 @@ def save_features(path: str | os.PathLike, tokens, vectors: np.ndarray, mask: np
     _check_shapes(path, tokens, vectors, mask)
     vectors[~mask] = 0.0
     _check_finite(path, tokens, vectors)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, tokens=tokens, vectors=vectors, mask=mask, meta=np.array(json.dumps({**meta, "dim": vectors.shape[1]})))
-    os.replace(tmp, path)
+    io.write_npz(path, tokens=tokens, vectors=vectors, mask=mask, meta=np.array(json.dumps({**meta, "dim": vectors.shape[1]})))
 
 
 def load_features(path: str | os.PathLike) -> tuple:
@@ -111,13 +111,10 @@ def export_float_seq(store: str | os.PathLike, out: str | os.PathLike, field: st
     """Write the unmasked vectors as a RecBole atomic ``.item`` file with one ``float_seq`` column
     (merge it into a dataset's .item file to use RecBole's own feature loading); returns the rows written."""
     tokens, vectors, mask, _ = load_features(store)
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with io.atomic_file(out, "w") as f:
         f.write(f"{item_field}:token\t{field}:float_seq\n")
         for token, row in zip(tokens[mask], vectors[mask]):
             f.write(token + "\t" + " ".join(repr(float(v)) for v in row) + "\n")
-    os.replace(tmp, out)
     return int(mask.sum())
 
 

@@ -1,6 +1,6 @@
-"""Allow ``python -m recbole_ifcdsr.data.amazon``."""
+"""``python -m recbole_ifcdsr.data.amazon``: an alias of ``python -m recbole_ifcdsr convert amazon``."""
 import sys
 
-from .cli import main
+from recbole_ifcdsr.data.amazon import main
 
 sys.exit(main())

@@ -8,13 +8,12 @@ seeds or the order of input lines.
 """
 from __future__ import annotations
 
-import os
-import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from recbole_ifcdsr import io
 from recbole_ifcdsr.data.converters.common import (
     INTER_HEADER_TS, ITEM_HEADER, AtomicOutput, ConversionError,
 )
@@ -128,7 +127,7 @@ def readme_text(name: str, names: Tuple[str, str], files: Sequence[SourceFile], 
     options = "\n".join(f"- `{k}`: {v}" for k, v in asdict(opts).items() if k != "buckets")
     return f"""# {name}: {names[0]} (X) + {names[1]} (Y) from raw Amazon reviews
 
-Built by `python -m recbole_ifcdsr.data.amazon` from:
+Built by `python -m recbole_ifcdsr convert amazon` from:
 
 {listed}
 
@@ -151,14 +150,6 @@ def _check_yaml_target(path: Path, force: bool) -> None:
         raise ConversionError(f"{path} exists and was not written by this converter; pass --force "
                               f"or choose another --name")
 
-
-def _write_yaml(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def convert_amazon(x_files: Sequence[Path], y_files: Sequence[Path], name: str, out: Path,
@@ -222,7 +213,7 @@ def convert_amazon(x_files: Sequence[Path], y_files: Sequence[Path], name: str, 
         with dst.open("README.md") as fh:
             fh.write(readme_text(name, names, x_inter + x_meta + y_inter + y_meta, opts, summary))
     if properties is not None:
-        _write_yaml(properties, properties_yaml(name, names, opts))
+        io.write_text(properties, properties_yaml(name, names, opts))
     if not quiet:
         print(summary, end="")
     return meta

@@ -1,18 +1,15 @@
 """Converters from upstream CDSR releases to RecBole atomic files.
 
 ``CONVERTERS`` maps a dataset name to ``fn(src, out, derived=None, train=None) -> meta``.
-CLI: ``python -m recbole_ifcdsr.data.converters <name> [--src DIR] [--out DIR] [--train FILE]`` for the
-presets, and ``... abxi|llmcdsr|c2dsr|check ...`` for any folder of a release format (``formats.py``,
-``python -m recbole_ifcdsr convert``; docs/data.md).
+CLI: ``python -m recbole_ifcdsr convert <name> [--src DIR] [--data_path DIR] [--train FILE]`` for the
+presets and ``python -m recbole_ifcdsr convert abxi|llmcdsr|c2dsr|check ...`` for any folder of a release
+format (``formats.py``; docs/data.md); the options live in data/convert.py.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from recbole_ifcdsr.errors import run_cli
 from recbole_ifcdsr.paths import SHARED_DATA_DIR, default_data_path
 
 from .abxi import convert_fk_abxi, parse_abxi_sequences
@@ -24,7 +21,6 @@ from .common import ConversionError, clean_title, load_titles
 from .llmcdsr import convert_fk_llmcdsr, parse_llmcdsr_sequences
 from .mb_llmcdsr import convert_mb_llmcdsr
 
-FORMAT_COMMANDS = ("abxi", "llmcdsr", "c2dsr", "check")
 
 __all__ = [
     "CONVERTERS", "SOURCE_FOLDERS", "ConversionError", "clean_title", "convert",
@@ -106,38 +102,8 @@ def convert(name: str, src: Optional[Path] = None, out: Optional[Path] = None,
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """CLI entry point; prints the meta summary, exits 1 with a one-line error on bad input.
+    """``python -m recbole_ifcdsr.data.converters <name> ...``: an alias of ``python -m recbole_ifcdsr convert
+    <name> ...`` (recbole_ifcdsr/data/convert.py holds the options)."""
+    from recbole_ifcdsr.data.convert import main as convert_main
 
-    ``abxi|llmcdsr|c2dsr|check`` go to :func:`main_formats` (``python -m recbole_ifcdsr convert``), exit 2.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in FORMAT_COMMANDS:
-        from .formats import main_formats
-
-        return main_formats(argv)
-    parser = argparse.ArgumentParser(prog="python -m recbole_ifcdsr.data.converters",
-                                     description="Convert a CDSR release to RecBole atomic files.")
-    parser.add_argument("name", choices=sorted(CONVERTERS))
-    parser.add_argument("--src", type=Path, help="source folder (default ../shared/data/<folder>)")
-    parser.add_argument("--out", type=Path, help="output folder (default ./dataset/<name>)")
-    parser.add_argument("--train", type=Path, help="C2DSR traindata_new.txt (default <src>/traindata_new.txt)")
-    parser.add_argument("--derived", type=Path, help="folder of title TSVs (default <src>/../derived)")
-    parser.add_argument("--allow_missing", action="store_true",
-                        help="mb_llmcdsr: convert without the release files no public copy has (recorded in its README)")
-    parser.add_argument("--pack", action="store_true",
-                        help="also write deterministic <file>.gz copies (how dataset/ ships them in git)")
-    args = parser.parse_args(argv)
-
-    def run() -> int:
-        meta = convert(args.name, args.src, args.out, train=args.train, derived=args.derived,
-                       allow_missing=args.allow_missing)
-        out = args.out or default_out(args.name)
-        if args.pack:
-            from recbole_ifcdsr.data.packing import pack
-
-            pack(out)
-        print(f"wrote {out}: items {meta['n_items']}, sequences {meta['n_sequences']}, "
-              f"interactions {meta['n_interactions']}, titled {meta['n_titled_items']}")
-        return 0
-
-    return run_cli(run, expected_exit=1)  # exit status 1 on bad input, as this tool always had
+    return convert_main(argv)

@@ -1,6 +1,6 @@
-"""Allow ``python -m recbole_ifcdsr.data.converters``."""
+"""``python -m recbole_ifcdsr.data.converters``: an alias of ``python -m recbole_ifcdsr convert``."""
 import sys
 
-from . import main
+from recbole_ifcdsr.data.converters import main
 
 sys.exit(main())

@@ -21,6 +21,7 @@ from typing import IO, Dict, Iterable, Iterator, List, Mapping, Optional, Sequen
 from tqdm import tqdm
 
 from recbole_ifcdsr.errors import DataError
+from recbole_ifcdsr.io import fsync_file
 
 ITEM_HEADER = "item_id:token\tdomain:token\tdomain_name:token\ttitle:token_seq"
 INTER_HEADER = "user_id:token\titem_id:token"
@@ -254,6 +255,7 @@ class AtomicOutput:
             if exc_type is None:
                 self.out.mkdir(parents=True, exist_ok=True)
                 for name in self._names:
+                    fsync_file(self.tmp / name)  # on disk before it replaces a good file (io.atomic_file does so too)
                     os.replace(self.tmp / name, self.out / name)
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,10 @@
+"""The names every part of the plug-in shares, defined once."""
+
+#: domain codes of the ``domain`` field in ``.item`` files; a domain's index is its position (X = 0)
+DOMAINS = ("X", "Y")
+#: the evaluated splits, in the order a run evaluates them
+SPLITS = ("valid", "test")
+#: the evaluation protocols (evaluation/protocol.py): the source recipe's sampled negatives, full ranking
+PROTOCOLS = ("sampled", "full")
+#: values of the ``protocol`` setting: one protocol, or ``both``
+PROTOCOL_SETTINGS = (*PROTOCOLS, "both")
