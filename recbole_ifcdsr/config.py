@@ -3,6 +3,8 @@
 Precedence (lowest first), as in RecBole: RecBole's own properties, then ours
 (``properties/overall.yaml``, ``properties/model/<M>.yaml``, ``properties/dataset/<d>.yaml``),
 then ``config_file_list``, then ``config_dict``, then ``--key=value`` on the command line.
+Model YAML is inherited along the class hierarchy: for LLMEMF (a subclass of IFCDSR),
+``IFCDSR.yaml`` is read first and ``LLMEMF.yaml`` holds only what differs.
 """
 from __future__ import annotations
 
@@ -14,6 +16,17 @@ from recbole_ifcdsr.paths import DATASET_DIR, PROPERTIES_DIR, known_datasets
 from recbole_ifcdsr.registry import UnknownNameError, get_model
 
 PROTOCOLS = ("sampled", "full", "both")
+
+
+def model_yaml_names(model: str, model_class: type) -> list[str]:
+    """Names whose ``properties/model/<name>.yaml`` a model reads: each class of its hierarchy, base
+    class first, and ``model`` last (later files win)."""
+    return [n for n in (klass.__name__ for klass in reversed(model_class.__mro__)) if n != model] + [model]
+
+
+def model_yaml_files(model: str, model_class: type) -> list:
+    """The existing model YAML files of ``model_yaml_names``, in reading order."""
+    return [p for p in (PROPERTIES_DIR / "model" / f"{n}.yaml" for n in model_yaml_names(model, model_class)) if p.is_file()]
 
 
 class Config(RecBoleConfig):
@@ -44,7 +57,7 @@ class Config(RecBoleConfig):
         self.internal_config_dict["data_path"] = str(DATASET_DIR)
         for path in (
             PROPERTIES_DIR / "overall.yaml",
-            PROPERTIES_DIR / "model" / f"{model}.yaml",
+            *model_yaml_files(model, model_class),
             PROPERTIES_DIR / "dataset" / f"{dataset}.yaml",
         ):
             if path.is_file():

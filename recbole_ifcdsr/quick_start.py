@@ -16,6 +16,7 @@ from recbole_ifcdsr.data.dataset import DOMAINS, CrossDomainSequentialDataset
 from recbole_ifcdsr.evaluation.protocol import ALL_PROTOCOLS, ProtocolEvaluator
 from recbole_ifcdsr.evaluation.selection import ModelSelector
 from recbole_ifcdsr.features.auto import ensure_feature
+from recbole_ifcdsr.model.abstract import training_view
 from recbole_ifcdsr.registry import get_model, get_trainer
 
 
@@ -57,10 +58,12 @@ def _write_json_atomically(path: str, payload: dict) -> None:
 
 
 def build_train_data(config, dataset: CrossDomainSequentialDataset, model_class):
-    """Whole sequences for our models, RecBole's prefix-augmented view for RecBole's; None for Pop."""
-    if model_class.__name__ == "Pop":
+    """The training view the model declares (``cdsr_training``): whole sequences for ours, RecBole's
+    prefix-augmented view for RecBole's; None for a model with nothing to train (Pop)."""
+    view = training_view(model_class)
+    if view == "none":
         return None
-    if getattr(model_class, "cdsr_training", None) == "sequence":  # our models: whole sequences
+    if view == "sequence":  # our models: whole sequences
         return TrainDataLoader(config, dataset.sequence_train_dataset(), None, shuffle=config["shuffle"])
     return TrainDataLoader(config, dataset.recbole_train_dataset(), None, shuffle=config["shuffle"])
 
