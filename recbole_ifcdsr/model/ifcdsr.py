@@ -55,6 +55,7 @@ from recbole_ifcdsr.model.layers import FrozenTable, branch_encoders, length_gro
 from recbole_ifcdsr.model.losses import NegativeSampler, check_loss_config, fused_log_probs, full_nll, sampled_nll
 
 BRANCHES = {"x": X, "y": Y, "xy": None}  # S^X, S^Y, S^{X+Y}: the domain each sub-sequence keeps
+BRANCH_NAMES = {"x": "S^X", "y": "S^Y", "xy": "S^{X+Y}"}
 
 
 class BranchOutput(NamedTuple):
@@ -85,7 +86,7 @@ class IFCDSR(CrossDomainSequentialRecommender):
         self.multiple_attention = bool(config["multiple_attention"])
         self.branch_names = list(BRANCHES) if self.multiple_attention else ["xy"]
         self.table_weights = self.read_fusion_weights(config)
-        branch_sizes = {f"S^{b.upper()}": len(self._branch_items_of(dataset, b)) for b in self.branch_names}
+        branch_sizes = {BRANCH_NAMES[b]: len(self._branch_items_of(dataset, b)) for b in self.branch_names}
         self.loss_type, num_negatives, distribution, self.full_loss_chunk = check_loss_config(config, branch_sizes)
         self.initializer_range = config["initializer_range"]
 
