@@ -1,5 +1,5 @@
-"""The two training losses of IFCDSR / LLMEMF on a real slice of fk_abxi: the exact loss does not depend
-on its chunking, the sampled loss over every item is the exact loss, sampling touches only its
+"""The two training losses of IFCDSR / LLMEMF on a real slice of fk_abxi: the tiled exact loss is the
+plain softmax loss, the sampled loss over every item is the exact loss, sampling touches only its
 candidates, evaluation never samples, and bad settings are one-line errors."""
 import subprocess
 import sys
@@ -17,7 +17,7 @@ from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
 from recbole_ifcdsr.features.store import feature_path, save_features
 from recbole_ifcdsr.model.ifcdsr import IFCDSR
 from recbole_ifcdsr.model.layers import length_groups
-from recbole_ifcdsr.model.losses import full_nll, sampled_nll
+from recbole_ifcdsr.model.losses import full_nll, fused_log_probs, sampled_nll
 
 SMALL = {"id_embedding_size": 32, "show_progress": False, "state": "WARNING", "train_batch_size": 48,
          "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
@@ -57,19 +57,37 @@ def loss_and_grads(model, batch):
     return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def test_full_loss_and_gradients_do_not_depend_on_the_chunking(with_images):
-    config, data, model = build(with_images)
+def plain_full_loss(model, batch):
+    """The exact loss the plain way: every [positions x items] matrix held, autograd through it."""
+    sequences = batch[model.ITEM_SEQ]
+    branches = model.forward(sequences, batch[model.ITEM_SEQ_LEN], every_position=True)
+    weights, total = model.active_weights(), 0.0
+    for branch, weight in model._loss_weights().items():
+        out = branches[branch]
+        rows, featured = model._item_rows(model.branch_items(branch))
+        logits = {t: out.vectors[t] @ rows[t].T / model.temperature for t in rows}
+        log_p = fused_log_probs(logits, featured, weights)
+        nll = -log_p.gather(1, model._target_index(branch, out.targets).unsqueeze(1)).sum()
+        total = total + weight * nll / sequences.size(0)
+    return total
+
+
+@pytest.mark.parametrize("tile", [10 ** 9, 50_000])  # one item tile per 1,024 positions; 48 items a tile
+def test_tiled_full_loss_and_gradients_equal_the_plain_softmax(with_images, tile):
+    config, data, model = build(with_images, full_loss_tile=tile)
     batch = first_batch(config, data)
-    model.full_loss_chunk = 10 ** 9  # every position in one chunk
-    whole, whole_grads = loss_and_grads(model, batch)
-    model.full_loss_chunk = 300_000  # 10 to 25 positions per chunk
-    chunked, chunked_grads = loss_and_grads(model, batch)
-    assert chunked == pytest.approx(whole, rel=1e-6)
-    assert whole_grads.keys() == chunked_grads.keys() and len(whole_grads) > 0
-    scale = max(float(g.abs().max()) for g in whole_grads.values())
-    for name, grad in whole_grads.items():
+    assert model.loss_type == "full" and len(model.frozen) == 1
+    tiled, tiled_grads = loss_and_grads(model, batch)
+    model.zero_grad()
+    plain = plain_full_loss(model, batch)
+    plain.backward()
+    plain_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert tiled == pytest.approx(plain.item(), rel=1e-6)
+    assert tiled_grads.keys() == plain_grads.keys() and len(plain_grads) > 0
+    scale = max(float(g.abs().max()) for g in plain_grads.values())
+    for name, grad in plain_grads.items():
         # float32 sums in another order: equal up to 1e-5 of the largest gradient entry
-        torch.testing.assert_close(chunked_grads[name], grad, rtol=1e-4, atol=1e-5 * scale, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(tiled_grads[name], grad, rtol=1e-4, atol=1e-5 * scale, msg=lambda m: f"{name}: {m}")
 
 
 def test_sampled_loss_with_every_item_as_a_candidate_is_the_exact_loss(with_images):
@@ -158,7 +176,7 @@ def test_popularity_negatives_are_drawn_by_training_count_plus_one(abxi_slice_di
     ({"num_negatives": 28096, "multiple_attention": False},
      "num_negatives 28096 invalid; valid: an integer from 1 to 28095 (branch S^{X+Y} has 28095 items)"),
     ({"num_negatives": "many"}, "num_negatives 'many' invalid; valid: an integer from 1 to 11837"),
-    ({"full_loss_chunk": 0}, "full_loss_chunk 0 invalid; valid: a positive integer"),
+    ({"full_loss_tile": 0}, "full_loss_tile 0 invalid; valid: a positive integer"),
 ])
 def test_bad_loss_settings_are_one_line_errors_naming_key_and_valid_values(abxi_slice_dir, overrides, message):
     with pytest.raises(ValueError) as error:

@@ -51,7 +51,7 @@ from torch import nn
 
 from recbole_ifcdsr.features.store import feature_path, load_aligned
 from recbole_ifcdsr.model.abstract import X, Y, CrossDomainSequentialRecommender
-from recbole_ifcdsr.model.layers import FrozenTable, branch_encoders, length_groups, scatter_rows
+from recbole_ifcdsr.model.layers import FrozenTable, RowLookup, branch_encoders, length_groups, scatter_rows
 from recbole_ifcdsr.model.losses import NegativeSampler, check_loss_config, fused_log_probs, full_nll, sampled_nll
 
 BRANCHES = {"x": X, "y": Y, "xy": None}  # S^X, S^Y, S^{X+Y}: the domain each sub-sequence keeps
@@ -87,7 +87,7 @@ class IFCDSR(CrossDomainSequentialRecommender):
         self.branch_names = list(BRANCHES) if self.multiple_attention else ["xy"]
         self.table_weights = self.read_fusion_weights(config)
         branch_sizes = {BRANCH_NAMES[b]: len(self._branch_items_of(dataset, b)) for b in self.branch_names}
-        self.loss_type, num_negatives, distribution, self.full_loss_chunk = check_loss_config(config, branch_sizes)
+        self.loss_type, num_negatives, distribution, self.full_loss_tile = check_loss_config(config, branch_sizes)
         self.initializer_range = config["initializer_range"]
 
         # define layers: the ID table and its encoders, then each class's frozen tables (base class first)
@@ -176,18 +176,19 @@ class IFCDSR(CrossDomainSequentialRecommender):
         return targets - 1 if BRANCHES[branch] is None else self.domain_position[targets]
 
     # ---- encoding ----------------------------------------------------------------------------
-    def _table_inputs(self, branch: str) -> dict:
-        """table -> (its item rows as encoder input, the branch's encoder for it)."""
-        inputs = {"id": (self.item_embedding.weight, self.id_encoders[branch])}  # eq. (1): ID sequence embedding
-        for key, table in self.frozen.items():
-            inputs[key] = (table.table, table.encoders[branch])  # eq. (5): frozen image (or text) sequence
+    def _table_inputs(self, branch: str, id_rows: RowLookup) -> dict:
+        """table -> (item ids -> encoder input rows, the branch's encoder for that table)."""
+        inputs = {"id": (id_rows, self.id_encoders[branch])}  # eq. (1): ID sequence embedding
+        for key, table in self.frozen.items():  # eq. (5): frozen image (or text) sequence
+            inputs[key] = (lambda items, rows=table.table: F.embedding(items, rows), table.encoders[branch])
         return inputs
 
-    def _encode(self, branch: str, sub: torch.Tensor, lengths: torch.Tensor, every_position: bool) -> dict:
+    def _encode(self, branch: str, sub: torch.Tensor, lengths: torch.Tensor, every_position: bool,
+                id_rows: RowLookup) -> dict:
         """Normalised encoder outputs per table for the first ``lengths`` items of each row of ``sub``: at
         every one of them (rows concatenated), or at the last one ([B, d], zeros for empty rows). Rows are
         encoded in groups of similar length, each only as wide as its longest row."""
-        inputs = self._table_inputs(branch)
+        inputs = self._table_inputs(branch, id_rows)
         parts, destinations = {t: [] for t in inputs}, []
         starts = torch.cumsum(lengths, 0) - lengths
         for width, rows in length_groups(lengths.tolist()):
@@ -200,11 +201,12 @@ class IFCDSR(CrossDomainSequentialRecommender):
             else:
                 keep = (torch.arange(len(rows), device=sub.device), n - 1)
                 destinations.append(rows)
-            for t, (item_rows, encoder) in inputs.items():
-                parts[t].append(encoder(F.embedding(block, item_rows, padding_idx=0), mask)[keep])  # eq. (2): attention encoder
+            for t, (embed, encoder) in inputs.items():
+                parts[t].append(encoder(embed(block), mask)[keep])  # eq. (2): attention encoder
         total = int(lengths.sum()) if every_position else sub.size(0)
+        dims = {"id": self.item_embedding.embedding_dim, **{k: t.dim for k, t in self.frozen.items()}}
         if not destinations:
-            return {t: item_rows.new_zeros(total, item_rows.size(1)) for t, (item_rows, _) in inputs.items()}
+            return {t: sub.new_zeros((total, dims[t]), dtype=torch.float) for t in inputs}
         return {t: F.normalize(scatter_rows(parts[t], destinations, total), dim=-1) for t in inputs}
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, every_position: bool = False) -> dict:
@@ -214,21 +216,23 @@ class IFCDSR(CrossDomainSequentialRecommender):
         sub-sequence). ``every_position`` (training on whole sequences): the vector after every item of a
         sub-sequence that has a next item, row by row, with that next item as ``targets``.
         """
+        id_rows = RowLookup.of(self.item_embedding, item_seq)  # one lookup of the ID table per batch
         out = {}
         for branch in self.branch_names:
             sub, lengths = self.sub_sequence(item_seq, BRANCHES[branch])  # eq. (7) for S^{X+Y}
             if every_position:
                 inputs = (lengths - 1).clamp(min=0)
                 targets = sub[:, 1:][torch.arange(sub.size(1) - 1, device=sub.device) < inputs.unsqueeze(1)]
-                out[branch] = BranchOutput(self._encode(branch, sub, inputs, True), targets, None)
+                out[branch] = BranchOutput(self._encode(branch, sub, inputs, True, id_rows), targets, None)
             else:
-                out[branch] = BranchOutput(self._encode(branch, sub, lengths, False), None, lengths > 0)
+                out[branch] = BranchOutput(self._encode(branch, sub, lengths, False, id_rows), None, lengths > 0)
         return out
 
     # ---- scores and losses -------------------------------------------------------------------
-    def _item_rows(self, items: torch.Tensor) -> tuple[dict, dict]:
-        """Rows of ``items`` per table (the ID rows normalised: cosine similarity) and the feature masks."""
-        rows = {"id": F.normalize(self.item_embedding(items), dim=-1)}
+    def _item_rows(self, items: torch.Tensor, id_rows: RowLookup | None = None) -> tuple[dict, dict]:
+        """Rows of ``items`` per table (the ID rows normalised: cosine similarity) and the feature masks;
+        ID rows from ``id_rows`` when given, else from the table."""
+        rows = {"id": F.normalize(id_rows(items) if id_rows is not None else self.item_embedding(items), dim=-1)}
         featured = {}
         for key, table in self.frozen.items():
             rows[key], featured[key] = table.table[items], table.mask[items]
@@ -242,21 +246,33 @@ class IFCDSR(CrossDomainSequentialRecommender):
         probs = fused_log_probs(logits, featured, weights).exp()  # eqs. (3)-(6), (8)
         return torch.where(output.present.unsqueeze(1), probs, torch.full_like(probs, 1.0 / len(items)))
 
-    def _branch_nll(self, branch: str, output: BranchOutput) -> torch.Tensor:
-        """-sum over positions of log P(next item), exact or sampled per ``loss_type``."""
-        weights = self.active_weights()
-        if self.loss_type == "full":
+    def _full_nll(self, branches: dict) -> dict:
+        """Per branch: -sum over positions of log P(next item), exact over the branch's items."""
+        weights, out = self.active_weights(), {}
+        for branch, output in branches.items():
             rows, featured = self._item_rows(self.branch_items(branch))
-            return full_nll(output.vectors, self._target_index(branch, output.targets), rows, featured, weights,
-                            self.temperature, self.full_loss_chunk)
-        positions, negative_log_q = self.sampler.draw(branch)
-        negatives = self.branch_items(branch)[positions]
-        target_rows, target_featured = self._item_rows(output.targets)
-        negative_rows, negative_featured = self._item_rows(negatives)
-        target_log_q = self.sampler.log_expected(branch, self._target_index(branch, output.targets))
-        accidental = output.targets.unsqueeze(1) == negatives.unsqueeze(0)
-        return sampled_nll(output.vectors, target_rows, negative_rows, target_featured, negative_featured,
-                           accidental, (target_log_q, negative_log_q), weights, self.temperature)
+            out[branch] = full_nll(output.vectors, self._target_index(branch, output.targets), rows, featured,
+                                   weights, self.temperature, self.full_loss_tile)
+        return out
+
+    def _sampled_nll(self, branches: dict) -> dict:
+        """Per branch: -sum over positions of log P(next item) over its target and the batch's negatives."""
+        weights, draws = self.active_weights(), {}
+        for branch in branches:
+            positions, negative_log_q = self.sampler.draw(branch)
+            draws[branch] = (self.branch_items(branch)[positions], negative_log_q)
+        candidates = torch.cat([o.targets for o in branches.values()] + [n for n, _ in draws.values()])
+        id_rows = RowLookup.of(self.item_embedding, candidates)  # one lookup of the ID table per batch
+        out = {}
+        for branch, output in branches.items():
+            negatives, negative_log_q = draws[branch]
+            target_rows, target_featured = self._item_rows(output.targets, id_rows)
+            negative_rows, negative_featured = self._item_rows(negatives, id_rows)
+            target_log_q = self.sampler.log_expected(branch, self._target_index(branch, output.targets))
+            accidental = output.targets.unsqueeze(1) == negatives.unsqueeze(0)
+            out[branch] = sampled_nll(output.vectors, target_rows, negative_rows, target_featured, negative_featured,
+                                      accidental, (target_log_q, negative_log_q), weights, self.temperature)
+        return out
 
     def _loss_weights(self) -> dict:
         if not self.multiple_attention:
@@ -267,12 +283,12 @@ class IFCDSR(CrossDomainSequentialRecommender):
     def calculate_loss(self, interaction):
         sequences = interaction[self.ITEM_SEQ]  # whole training sequences, right-padded
         branches = self.forward(sequences, interaction[self.ITEM_SEQ_LEN], every_position=True)
+        branches = {b: out for b, out in branches.items() if out.targets.numel() > 0}
+        nll = self._full_nll(branches) if self.loss_type == "full" else self._sampled_nll(branches)
         total = sequences.new_zeros((), dtype=torch.float)
         for branch, weight in self._loss_weights().items():
-            if branches[branch].targets.numel() == 0:
-                continue
-            nll = self._branch_nll(branch, branches[branch])
-            total = total + weight * nll / sequences.size(0)  # eq. (9): L = L_X + l1 L_Y + l2 L_XY
+            if branch in nll:
+                total = total + weight * nll[branch] / sequences.size(0)  # eq. (9): L = L_X + l1 L_Y + l2 L_XY
         return total
 
     def full_sort_predict(self, interaction):

@@ -8,6 +8,8 @@ at real positions are the same as with padding (up to float rounding).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from recbole.model.layers import TransformerEncoder
@@ -66,6 +68,26 @@ class FrozenTable(nn.Module):
         mask = torch.as_tensor(mask)
         table = F.normalize(torch.as_tensor(vectors), dim=1) * mask.unsqueeze(1)
         return cls(table, mask, encoders_for_dim(table.size(1)))
+
+
+class RowLookup(NamedTuple):
+    """Rows of a table for the items a batch uses, looked up once.
+
+    Indexing the table itself once per group of rows would make every lookup's backward pass write a
+    table-sized gradient; gathering the batch's distinct items once makes that one table-sized write
+    per batch, whatever the catalog size.
+    """
+
+    ids: torch.Tensor  # sorted distinct item ids
+    rows: torch.Tensor  # [len(ids), d]: the table's rows of ``ids``
+
+    @classmethod
+    def of(cls, embedding: nn.Embedding, items: torch.Tensor) -> "RowLookup":
+        ids = torch.unique(items)
+        return cls(ids, embedding(ids))
+
+    def __call__(self, items: torch.Tensor) -> torch.Tensor:
+        return self.rows[torch.searchsorted(self.ids, items)]
 
 
 def length_groups(lengths: list[int], overhead: int = GROUP_OVERHEAD_POSITIONS) -> list[tuple[int, list[int]]]:

@@ -7,9 +7,9 @@ the items that have one (the neutral rule). The same function serves three candi
 branch's items (evaluation, ``loss_type: full``) and, per position, the target plus negatives drawn for
 the batch (``loss_type: sampled``).
 
-- ``full``: the exact softmax over every item of the branch, computed in chunks of positions; each
-  chunk's gradient is taken during the forward pass and kept (a [positions, d] and an [items, d]
-  tensor), so no [positions x items] matrix outlives its chunk and nothing is recomputed.
+- ``full``: the exact softmax over every item of the branch. It needs, per position, only a few
+  log-sum-exps over the items, which ``tiled_softmax`` computes in tiles of positions x items (and
+  recomputes in backward), so no [positions x items] matrix is ever held.
 - ``sampled``: ``num_negatives`` items drawn once per batch and branch, shared by every position; the
   logits are corrected by the log expected count of each candidate in the draw (logQ), so the sampled
   softmax estimates the full one for any ``negative_distribution``. A negative equal to the position's
@@ -18,10 +18,10 @@ the batch (``loss_type: sampled``).
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import torch
 from torch import nn
+
+from recbole_ifcdsr.model.tiled_softmax import tiled_log_sum_exps
 
 LOSS_TYPES = ("full", "sampled")
 NEGATIVE_DISTRIBUTIONS = ("uniform", "popularity")
@@ -54,64 +54,27 @@ def fused_log_probs(logits: dict, featured: dict, weights: dict, present: torch.
     return torch.logsumexp(torch.stack(terms), dim=0)  # eq. (6): P = sum_t w_t P_t
 
 
-class _ChunkedSum(torch.autograd.Function):
-    """sum_k fn(rows[k], shared) over chunks k of the row inputs, with each chunk's gradient taken in the
-    forward pass: peak memory is one chunk's graph, and the backward pass only scales stored gradients."""
-
-    @staticmethod
-    def forward(ctx, fn: Callable, chunk_rows: int, n_rows: int, *tensors):
-        rows, shared = tensors[:n_rows], tensors[n_rows:]
-        wants = ctx.needs_input_grad[3:]
-        shared_leaves = [t.detach().requires_grad_(w) for t, w in zip(shared, wants[n_rows:])]
-        grads = [torch.zeros_like(t) if w else None for t, w in zip(tensors, wants)]
-        total, dtype = torch.zeros((), dtype=torch.float64, device=rows[0].device), torch.get_default_dtype()
-        for start in range(0, rows[0].size(0), chunk_rows):
-            chunk = [t[start: start + chunk_rows].detach().requires_grad_(w) for t, w in zip(rows, wants[:n_rows])]
-            leaves = chunk + shared_leaves
-            with torch.enable_grad():
-                value = fn(*leaves)
-            if any(wants):
-                needed = [(i, leaf) for i, leaf in enumerate(leaves) if wants[i]]
-                chunk_grads = torch.autograd.grad(value, [leaf for _, leaf in needed], allow_unused=True)
-                for (i, _), g in zip(needed, chunk_grads):
-                    if g is None:
-                        continue
-                    if i < n_rows:
-                        grads[i][start: start + chunk_rows] = g
-                    else:
-                        grads[i] += g
-            total += value.detach()
-            dtype = value.dtype
-        ctx.grads = grads
-        return total.to(dtype)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        return (None, None, None, *[None if g is None else g * grad_output for g in ctx.grads])
-
-
-def chunked_sum(fn: Callable, rows: list[torch.Tensor], shared: list[torch.Tensor], chunk_rows: int) -> torch.Tensor:
-    """``fn(*rows_chunk, *shared)`` (a scalar per chunk) summed over chunks of ``chunk_rows`` rows."""
-    return _ChunkedSum.apply(fn, max(1, int(chunk_rows)), len(rows), *rows, *shared)
-
-
 def full_nll(vectors: dict, targets: torch.Tensor, rows: dict, featured: dict, weights: dict,
-             temperature: float, chunk_scores: int) -> torch.Tensor:
-    """Exact -sum log P(target) over all of a branch's items, ``chunk_scores`` positions x items at a time.
+             temperature: float, tile_scores: int) -> torch.Tensor:
+    """Exact -sum log P(target) over all of a branch's items, never more than ``tile_scores`` positions x
+    items at once (``tiled_softmax``).
 
     ``vectors``: table -> [N, d] per position; ``targets``: [N] column of each target; ``rows``: table ->
     [C, d] item rows; ``featured``: frozen table -> [C] bool.
     """
     tables = logits_tables(weights)
-    k = len(tables)
-
-    def chunk_nll(chunk_targets, *tensors):
-        logits = {t: v @ r.T / temperature for t, v, r in zip(tables, tensors[:k], tensors[k:])}
-        log_p = fused_log_probs(logits, featured, weights)
-        return -log_p.gather(1, chunk_targets.unsqueeze(1)).sum()
-
-    return chunked_sum(chunk_nll, [targets, *[vectors[t] for t in tables]], [rows[t] for t in tables],
-                       chunk_scores // rows["id"].size(0))
+    frozen = tables[1:]
+    a, b, c = tiled_log_sum_exps(vectors["id"], rows["id"], [(vectors[m], rows[m], featured[m]) for m in frozen],
+                                 temperature, tile_scores)
+    target_logits = {t: (vectors[t] * rows[t][targets]).sum(-1) / temperature for t in tables}
+    log_p = {"id": target_logits["id"] - a}  # eqs. (3), (4), (8) at the target
+    for k, m in enumerate(frozen):  # eq. (5) and the neutral rule at the target
+        has = featured[m][targets]
+        log_p[m] = torch.where(has, target_logits[m] - c[:, k] + b[:, k] - a, log_p["id"])
+    if len(weights) == 1:
+        return -log_p[next(iter(weights))].sum()
+    terms = [math.log(w) + log_p[t] for t, w in weights.items()]
+    return -torch.logsumexp(torch.stack(terms), dim=0).sum()  # eq. (6)
 
 
 def logits_tables(weights) -> list[str]:
@@ -179,7 +142,7 @@ class NegativeSampler(nn.Module):
 
 
 def check_loss_config(config, branch_sizes: dict) -> tuple[str, int, str, int]:
-    """(loss_type, num_negatives, negative_distribution, full_loss_chunk), or a one-line ValueError
+    """(loss_type, num_negatives, negative_distribution, full_loss_tile), or a one-line ValueError
     naming the key and its valid values."""
     loss_type = config["loss_type"]
     if loss_type not in LOSS_TYPES:
@@ -193,7 +156,7 @@ def check_loss_config(config, branch_sizes: dict) -> tuple[str, int, str, int]:
     if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= largest_valid:
         raise ValueError(f"num_negatives {num!r} invalid; valid: an integer from 1 to {largest_valid} "
                          f"(branch {smallest} has {largest_valid} items)")
-    chunk = config["full_loss_chunk"]
+    chunk = config["full_loss_tile"]
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"full_loss_chunk {chunk!r} invalid; valid: a positive integer (scores held at once)")
+        raise ValueError(f"full_loss_tile {chunk!r} invalid; valid: a positive integer (scores held at once)")
     return loss_type, num, distribution, chunk
