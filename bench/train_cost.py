@@ -5,8 +5,9 @@ model code before issue 13, on fk_abxi in one run; then a catalog-size sweep (30
         [--baseline-models IFCDSR] [--sweep 30000,300000,1000000] [--skip-models] [--skip-sweep]
 
 Every configuration runs in its own subprocess (this script with ``--one``), so one configuration's
-memory never counts in another's peak. A subprocess loads the data, builds the model and RecBole's
-optimiser (``Trainer``'s: Adam with the model's lr and weight decay) and runs training steps (zero_grad,
+memory never counts in another's peak. A subprocess loads the data, builds the model and the optimiser
+of the CLI's trainer (``CrossDomainTrainer``: RecBole's Adam with the model's lr and weight decay; fused
+since issue 13, the loop implementation at the baseline commit) and runs training steps (zero_grad,
 ``calculate_loss``, backward, optimiser step) on shuffled batches: ``--warmup`` steps (default 1)
 untimed, then ``--steps`` timed. CPU seconds are this process's, all threads; per epoch = mean step CPU
 x batches per epoch (the timed steps extrapolated to an epoch; the tables say how many). Memory comes
@@ -83,13 +84,12 @@ def run_one(spec: dict) -> dict:
     torch.set_num_threads(spec["threads"])
     import recbole_ifcdsr  # noqa: F401  (compat patches)
     from recbole.data.dataloader import TrainDataLoader
-    from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
     from recbole_ifcdsr.config import Config
     from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
     from recbole_ifcdsr.features.auto import ensure_feature
-    from recbole_ifcdsr.registry import get_model
+    from recbole_ifcdsr.registry import get_model, get_trainer
 
     config = Config(spec["model"], "fk_abxi", config_dict={
         "show_progress": False, "state": "WARNING", "checkpoint_dir": os.getcwd(), "seed": 0,
@@ -106,7 +106,7 @@ def run_one(spec: dict) -> dict:
 
     init_seed(0, True)
     model = model_class(config, data)
-    optimizer = Trainer(config, model).optimizer
+    optimizer = get_trainer(config["MODEL_TYPE"], spec["model"])(config, model).optimizer  # the CLI's trainer
     batches = iter(loader)
 
     def next_batch():

@@ -209,14 +209,17 @@ class IFCDSR(CrossDomainSequentialRecommender):
             return {t: sub.new_zeros((total, dims[t]), dtype=torch.float) for t in inputs}
         return {t: F.normalize(scatter_rows(parts[t], destinations, total), dim=-1) for t in inputs}
 
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, every_position: bool = False) -> dict:
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, every_position: bool = False,
+                id_rows: RowLookup | None = None) -> dict:
         """Sequence vectors per branch and table: ``{branch: BranchOutput}``.
 
         Default: the vector after each sub-sequence's last item ([B, d]; ``present`` False for an empty
         sub-sequence). ``every_position`` (training on whole sequences): the vector after every item of a
-        sub-sequence that has a next item, row by row, with that next item as ``targets``.
+        sub-sequence that has a next item, row by row, with that next item as ``targets``. ``id_rows``:
+        the batch's ID rows, looked up once (from ``item_seq`` when not given).
         """
-        id_rows = RowLookup.of(self.item_embedding, item_seq)  # one lookup of the ID table per batch
+        if id_rows is None:
+            id_rows = RowLookup.of(self.item_embedding, item_seq)
         out = {}
         for branch in self.branch_names:
             sub, lengths = self.sub_sequence(item_seq, BRANCHES[branch])  # eq. (7) for S^{X+Y}
@@ -255,15 +258,17 @@ class IFCDSR(CrossDomainSequentialRecommender):
                                    weights, self.temperature, self.full_loss_tile)
         return out
 
-    def _sampled_nll(self, branches: dict) -> dict:
+    def _draw_negatives(self) -> dict:
+        """Per branch: the batch's negatives (item ids) and their log expected counts in the draw."""
+        draws = {}
+        for branch in self.branch_names:
+            positions, log_expected = self.sampler.draw(branch)
+            draws[branch] = (self.branch_items(branch)[positions], log_expected)
+        return draws
+
+    def _sampled_nll(self, branches: dict, draws: dict, id_rows: RowLookup) -> dict:
         """Per branch: -sum over positions of log P(next item) over its target and the batch's negatives."""
-        weights, draws = self.active_weights(), {}
-        for branch in branches:
-            positions, negative_log_q = self.sampler.draw(branch)
-            draws[branch] = (self.branch_items(branch)[positions], negative_log_q)
-        candidates = torch.cat([o.targets for o in branches.values()] + [n for n, _ in draws.values()])
-        id_rows = RowLookup.of(self.item_embedding, candidates)  # one lookup of the ID table per batch
-        out = {}
+        weights, out = self.active_weights(), {}
         for branch, output in branches.items():
             negatives, negative_log_q = draws[branch]
             target_rows, target_featured = self._item_rows(output.targets, id_rows)
@@ -282,9 +287,12 @@ class IFCDSR(CrossDomainSequentialRecommender):
 
     def calculate_loss(self, interaction):
         sequences = interaction[self.ITEM_SEQ]  # whole training sequences, right-padded
-        branches = self.forward(sequences, interaction[self.ITEM_SEQ_LEN], every_position=True)
+        draws = self._draw_negatives() if self.loss_type == "sampled" else {}
+        # one lookup of the ID table for the encoders and the sampled candidates: one table-sized gradient
+        id_rows = RowLookup.of(self.item_embedding, torch.cat([sequences.flatten(), *[n for n, _ in draws.values()]]))
+        branches = self.forward(sequences, interaction[self.ITEM_SEQ_LEN], every_position=True, id_rows=id_rows)
         branches = {b: out for b, out in branches.items() if out.targets.numel() > 0}
-        nll = self._full_nll(branches) if self.loss_type == "full" else self._sampled_nll(branches)
+        nll = self._full_nll(branches) if self.loss_type == "full" else self._sampled_nll(branches, draws, id_rows)
         total = sequences.new_zeros((), dtype=torch.float)
         for branch, weight in self._loss_weights().items():
             if branch in nll:

@@ -21,13 +21,10 @@ import math
 import torch
 from torch import nn
 
-from recbole_ifcdsr.model.tiled_softmax import tiled_log_sum_exps
+from recbole_ifcdsr.model.tiled_softmax import MASKED, tiled_log_sum_exps
 
 LOSS_TYPES = ("full", "sampled")
 NEGATIVE_DISTRIBUTIONS = ("uniform", "popularity")
-# Logit of a candidate that is not in the set. Finite so that a row with no candidate of a table gives
-# no NaN (its entries are never selected); exp(MASKED - max) is exactly 0 in float32.
-MASKED = -1.0e30
 
 
 def fused_log_probs(logits: dict, featured: dict, weights: dict, present: torch.Tensor | None = None) -> torch.Tensor:

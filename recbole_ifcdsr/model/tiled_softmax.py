@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import torch
 
-MASKED = -1.0e30  # logit of an item outside a sum (finite: an empty sum gives no NaN)
+# Logit of an item outside a sum. Finite, so that an empty sum gives no NaN (such entries are never
+# selected); exp(MASKED - max) is exactly 0 in float32.
+MASKED = -1.0e30
 
 
 def _tiles(n_rows: int, n_items: int, tile_scores: int) -> tuple[int, int]:
