@@ -2,7 +2,8 @@
 model code before issue 13, on fk_abxi in one run; then a catalog-size sweep (30k / 300k / 1M items).
 
     .venv/bin/python bench/train_cost.py [--steps 6] [--threads 1] [--baseline-commit 5ab85c1]
-        [--baseline-models IFCDSR] [--sweep 30000,300000,1000000] [--skip-models] [--skip-sweep]
+        [--baseline-models IFCDSR] [--sweep 30000,300000,1000000] [--sweep-losses sampled,full]
+        [--skip-models] [--skip-sweep]
 
 Every configuration runs in its own subprocess (this script with ``--one``), so one configuration's
 memory never counts in another's peak. A subprocess loads the data, builds the model and the optimiser
@@ -239,15 +240,15 @@ def model_rows(results: list) -> list[str]:
 
 
 def sweep_rows(results: list) -> list[str]:
-    lines = ["| loss | items | batch | timed steps | CPU-s / step (loss + optimiser) | peak RSS MB | "
-             "peak less ID table + Adam state MB | ID table + Adam state MB | loss working MB | "
-             "optimiser temporaries MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| loss | items | timed steps | CPU-s / step (loss + optimiser) | peak RSS MB | ID table + Adam state MB | "
+             "peak less ID table + Adam state MB | floor MB | loss working MB | optimiser temporaries MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         s = summarise(r)
-        lines.append(f"| {r['overrides']['loss_type']} | {r['n_items']:,} | {r['batch_size']} | {len(r['steps'])} | "
-                     f"{s['step_cpu']:.2f} ({s['loss_cpu']:.2f} + {s['opt_cpu']:.2f}) | {s['peak'] / MB:,.0f} | "
-                     f"{s['peak_less_id_state'] / MB:,.0f} | {3 * r['id_table_bytes'] / MB:,.0f} | "
-                     f"{s['loss_working'] / MB:,.0f} | {s['opt_temporaries'] / MB:,.0f} |")
+        lines.append(f"| {r['overrides']['loss_type']} | {r['n_items']:,} | {len(r['steps'])} | "
+                     f"{s['step_cpu']:.2f} ({s['loss_cpu']:.2f} + {s['opt_cpu']:.2f}) | {s['train_peak'] / MB:,.0f} | "
+                     f"{3 * r['id_table_bytes'] / MB:,.0f} | {s['peak_less_id_state'] / MB:,.0f} | "
+                     f"{r['floor'] / MB:,.0f} | {s['loss_working'] / MB:,.0f} | {s['opt_temporaries'] / MB:,.0f} |")
     return lines
 
 
@@ -264,6 +265,7 @@ def main() -> None:
     parser.add_argument("--sweep", default="30000,300000,1000000", help="catalog sizes")
     parser.add_argument("--sweep-full-steps", default="3,1,1", help="timed steps of loss_type full per catalog "
                         "size (no warm-up when 1)")
+    parser.add_argument("--sweep-losses", default="sampled,full", help="loss types in the sweep")
     parser.add_argument("--skip-models", action="store_true")
     parser.add_argument("--skip-sweep", action="store_true")
     args = parser.parse_args()
@@ -297,7 +299,7 @@ def main() -> None:
             full_steps = [int(s) for s in args.sweep_full_steps.split(",")]
             for k, n_items in enumerate(int(n) for n in args.sweep.split(",")):
                 data_dir = write_catalog(scratch / f"catalog{n_items}", n_items)
-                for loss_type in ("sampled", "full"):
+                for loss_type in args.sweep_losses.split(","):
                     steps = args.steps if loss_type == "sampled" else full_steps[min(k, len(full_steps) - 1)]
                     spec = {**common, "data_path": str(data_dir), "model": "IFCDSR", "steps": steps,
                             "warmup": args.warmup if steps > 1 else 0,
