@@ -27,7 +27,7 @@ from recbole_ifcdsr.features.encoders import SentenceTextEncoder, _load_clip  # 
 from recbole_ifcdsr.features.extract import ExtractionJob, extract  # noqa: E402
 from recbole_ifcdsr.features.sources import read_item_file  # noqa: E402
 from recbole_ifcdsr.features.store import import_float_seq, export_float_seq, load_aligned, save_features  # noqa: E402
-from recbole_ifcdsr.paths import DATASET_DIR, REPO_ROOT, SHARED_DATA_DIR  # noqa: E402
+from recbole_ifcdsr.paths import REPO_ROOT, SHARED_DATA_DIR, default_data_path  # noqa: E402
 
 OUT = REPO_ROOT / "bench" / "out"
 
@@ -79,7 +79,7 @@ def bench_images(root: Path, n: int, clip_model: str, batch: int) -> dict:
 
 
 def bench_texts(root: Path, n: int, clip_model: str, batch: int) -> dict:
-    tokens, titles = read_item_file(DATASET_DIR / "fk_llmcdsr", "fk_llmcdsr")
+    tokens, titles = read_item_file(default_data_path() / "fk_llmcdsr", "fk_llmcdsr")
     tokens = [t for t in tokens if t in titles][:n]
     make_dataset(root, "txt", tokens, titles)
     texts = [titles[t] for t in tokens]

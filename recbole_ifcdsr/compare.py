@@ -12,7 +12,10 @@ best validation MRR (mean over the two domains) per protocol, also in ``<out>/se
 
 Each cell runs in its own process (a crash fails one cell, not the grid) and writes
 ``<out>/<label>-seed<k>.json``; a cell whose JSON exists with the same requested settings is
-reused, so an interrupted grid resumes. ``--jobs`` runs that many cells at once (a GPU machine
+reused, so an interrupted grid resumes. A cell is stored only with complete results (both domains,
+both splits, every requested protocol, finite numbers); anything else is a failed cell, listed as
+such, and a stored cell that is not complete is run again. Model names and ``--seeds`` are checked
+before any cell starts. ``--jobs`` runs that many cells at once (a GPU machine
 with many cores; on a 2-core CPU keep 1). The summary (mean and population std over seeds, per
 protocol, domain and metric) goes to ``<out>/summary.md`` and ``<out>/summary.json``.
 """
@@ -32,13 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from recbole_ifcdsr import report
-from recbole_ifcdsr.paths import PROPERTIES_DIR
+from recbole_ifcdsr.errors import ConfigError
+from recbole_ifcdsr.paths import default_properties
 
 DOMAINS = ("X", "Y")
 TABLE_METRICS = ("MRR", "NDCG@10", "HR@10")
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(ConfigError):
     """A --models entry that cannot be read."""
 
 
@@ -93,9 +97,7 @@ def cell_request(model: str, dataset: str, seed: int, config_files: list[str], o
     request = {"model": model, "dataset": dataset, "seed": seed, "config_files": files, "overrides": sorted(overrides)}
     # the plug-in's own defaults the run reads (model YAML along the class hierarchy): a changed default
     # must not reuse an old result
-    model_files = [PROPERTIES_DIR / "model" / f"{name}.yaml" for name in _model_yaml_names(model)]
-    defaults = {str(p.relative_to(PROPERTIES_DIR)): _digest(p) for p in (
-        PROPERTIES_DIR / "overall.yaml", *model_files, PROPERTIES_DIR / "dataset" / f"{dataset}.yaml") if p.is_file()}
+    defaults = {name: _digest(path) for name, path in default_properties(model, dataset, _model_yaml_names(model)).items()}
     if defaults:
         request["defaults"] = defaults
     if label and label != model:
@@ -126,16 +128,50 @@ def cell_path(out_dir: Path, request: dict, suffix: str) -> Path:
     return out_dir / f"{file_stem(row_label(request))}-seed{request['seed']}{suffix}"
 
 
+def result_problem(result: dict) -> str | None:
+    """Why a cell's results JSON cannot go into a table (None when it can): every requested protocol
+    needs valid and test numbers for both domains, all finite, and a selected epoch per domain."""
+    if not isinstance(result, dict):
+        return "not a JSON object"
+    protocols = result.get("protocols")
+    if not protocols:
+        return "no protocols"
+    for protocol in protocols:
+        for split in ("valid", "test"):
+            per_domain = (result.get(protocol) or {}).get(split) or {}
+            for d in DOMAINS:
+                metrics = per_domain.get(d)
+                if not metrics:
+                    return f"no {protocol} {split} results for domain {d}"
+                bad = [m for m, v in metrics.items() if not isinstance(v, (int, float)) or not np.isfinite(v)]
+                if bad:
+                    return f"{protocol} {split} {d}: {bad[0]} is {metrics[bad[0]]!r}"
+    missing = [d for d in DOMAINS if d not in (result.get("best_epoch") or {})]
+    return f"no selected epoch for domain {missing[0]}" if missing else None
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: list[str]) -> tuple[bool, str]:
-    """Run one cell through run_recbole_ifcdsr.py unless an identical finished run is stored."""
+    """Run one cell through the installed package's run command unless an identical finished run is stored."""
     result_path = cell_path(out_dir, request, ".json")
+    rerun = ""
     if result_path.is_file():
-        stored = json.loads(result_path.read_text())
-        if stored.get("cell_request") == request:
-            return True, "reused"
+        stored = _read_json(result_path)
+        if isinstance(stored, dict) and stored.get("cell_request") == request:
+            problem = result_problem(stored)
+            if problem is None:
+                return True, "reused"
+            rerun = f" (stored results were incomplete: {problem})"
+            result_path.unlink()
     log_path = cell_path(out_dir, request, ".log")
     tmp_result = cell_path(out_dir, request, ".partial.json")
-    command = [sys.executable, str(Path(__file__).resolve().parents[1] / "run_recbole_ifcdsr.py"),
+    command = [sys.executable, "-m", "recbole_ifcdsr.run",
                f"--model={request['model']}", f"--dataset={request['dataset']}", f"--seed={request['seed']}",
                f"--results_file={tmp_result}", "--show_progress=False", *overrides]
     if config_files:
@@ -144,14 +180,18 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
     if code != 0 or not tmp_result.is_file():
         return False, f"exit code {code}, see {log_path}"
-    result = json.loads(tmp_result.read_text())
+    result = _read_json(tmp_result)
+    problem = result_problem(result)
+    if problem is not None:
+        tmp_result.unlink()
+        return False, f"results incomplete ({problem}), see {log_path}"
     result["cell_request"] = request
     result["label"] = row_label(request)
     staged = cell_path(out_dir, request, ".json.tmp")
     staged.write_text(json.dumps(result, indent=2))
     staged.replace(result_path)
     tmp_result.unlink()
-    return True, "ran"
+    return True, "ran" + rerun
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -251,14 +291,36 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
     return markdown
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least 1")
+    return value
+
+
+SUMMARY_FILES = ("summary.md", "summary.csv", "summary.json", "summary.png", "selection.json")
+
+
+def write_no_results(out_dir: Path, dataset: str, command: str, failed: list[str]) -> None:
+    """No cell finished: summary.md says so and lists the failures; older summaries are removed so
+    no stale table stands for this grid."""
+    for name in SUMMARY_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    lines = [f"# {dataset}", "", f"No cell finished (`{command}`, {time.strftime('%Y-%m-%d')}).", "", "Failed cells:", ""]
+    (out_dir / "summary.md").write_text("\n".join(lines + [f"- {f}" for f in failed]) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--models", default="Pop,GRU4Rec,SASRec,SRGNN")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    parser.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 (N >= 1)")
     parser.add_argument("--config_files", default="")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--jobs", type=int, default=1, help="cells run at once")
+    parser.add_argument("--jobs", type=_positive_int, default=1, help="cells run at once")
     parser.add_argument("--protocols", default=None, help="sampled,full (default: the config's 'protocol', both)")
     parser.add_argument("--anchors", default=str(report.ANCHORS_FILE), help="YAML of published numbers per dataset")
     parser.add_argument("--readme", default=None,
@@ -275,12 +337,21 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--protocols={args.protocols}: use sampled, full or sampled,full")
         overrides.append("--protocol=" + ("both" if len(wanted) == 2 else wanted.pop()))
     config_files = [f for f in args.config_files.split(",") if f]
-    out_dir = Path(args.out or f"results/{args.dataset}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from recbole_ifcdsr.registry import get_model  # imports RecBole: only once the arguments parsed
+
     try:
         specs = [parse_model_spec(m) for m in split_top_level(args.models, ",") if m]
-    except ModelSpecError as error:
-        parser.error(str(error))
+        for _, model, _ in specs:  # every name before any cell starts, not after hours of the others
+            get_model(model)
+    except ConfigError as error:
+        parser.error(f"--models: {error}")
+    if not specs:
+        parser.error("--models: no model given")
+    missing = [f for f in config_files if not Path(f).is_file()]
+    if missing:
+        parser.error(f"--config_files: {missing[0]} not found")
+    out_dir = Path(args.out or f"results/{args.dataset}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     cells = []
     for label, model, own in specs:
         for seed in range(args.seeds):
@@ -302,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             failed.append(f"{row_label(request)} seed {request['seed']}: {how}")
     if not results:
-        print("no cell finished", file=sys.stderr)
+        write_no_results(out_dir, args.dataset, command, failed)
+        print("no cell finished:\n" + "\n".join(failed), file=sys.stderr)
         return 1
     markdown = write_outputs(out_dir, args.dataset, command, results, failed,
                              report.load_anchors(args.dataset, args.anchors), split=args.split, select=args.select)

@@ -1,10 +1,15 @@
 """Config: RecBole's Config with the plug-in's models and YAML layered on top.
 
 Precedence (lowest first), as in RecBole: RecBole's own properties, then ours
-(``properties/overall.yaml``, ``properties/model/<M>.yaml``, ``properties/dataset/<d>.yaml``),
-then ``config_file_list``, then ``config_dict``, then ``--key=value`` on the command line.
+(``properties/overall.yaml``, ``properties/model/<M>.yaml``, ``properties/dataset/<d>.yaml``; each the
+working directory's if it has one, else the plug-in's), then ``config_file_list``, then ``config_dict``,
+then ``--key=value`` on the command line. ``data_path`` defaults to ``./dataset`` as in RecBole.
 Model YAML is inherited along the class hierarchy: for LLMEMF (a subclass of IFCDSR),
 ``IFCDSR.yaml`` is read first and ``LLMEMF.yaml`` holds only what differs.
+
+Every problem with a setting is a :class:`ConfigError` that names where the setting came from: a
+YAML syntax error names the file and line, and a value whose type does not fit the key's default
+(``--seed=abc``) names the key and its source, before anything runs.
 """
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ import os
 
 from recbole.config import Config as RecBoleConfig
 
-from recbole_ifcdsr.paths import DATASET_DIR, PROPERTIES_DIR, known_datasets
+from recbole_ifcdsr.errors import CDSRError, ConfigError, one_line
+from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties, known_datasets, properties_file
 from recbole_ifcdsr.registry import UnknownNameError, get_model
+from recbole_ifcdsr.yamlfile import read_yaml
 
 PROTOCOLS = ("sampled", "full", "both")
 
@@ -26,17 +33,58 @@ def model_yaml_names(model: str, model_class: type) -> list[str]:
 
 def model_yaml_files(model: str, model_class: type) -> list:
     """The existing model YAML files of ``model_yaml_names``, in reading order."""
-    return [p for p in (PROPERTIES_DIR / "model" / f"{n}.yaml" for n in model_yaml_names(model, model_class)) if p.is_file()]
+    return [p for p in (properties_file(f"model/{n}.yaml") for n in model_yaml_names(model, model_class)) if p.is_file()]
+
+
+def _type_problem(default, value) -> str | None:
+    """Why ``value`` cannot stand where RecBole or we default to ``default``; None when it fits.
+    Only scalar defaults are checked (None, lists and dicts accept what their users parse)."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "must be True or False"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "must be a number"
+    return None
 
 
 class Config(RecBoleConfig):
     """RecBole Config that knows the plug-in's models, datasets and defaults."""
 
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
+        self._file_of_key: dict[str, str] = {}
+        try:
+            super().__init__(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+        except (CDSRError, FileNotFoundError):
+            raise
+        except KeyError as error:  # RecBole's and ours: a missing model or dataset name
+            raise ConfigError(f"configuration: {error.args[0] if error.args else error}") from error
+        except (ValueError, TypeError, NotImplementedError, SyntaxError) as error:  # RecBole's checks of values
+            raise ConfigError(f"configuration: {one_line(error)}") from error
+
+    # ---- YAML files: every error names its file ---------------------------------------------
+    def _read_yaml(self, file) -> dict:
+        return read_yaml(file, loader=self.yaml_loader)
+
+    def _load_config_files(self, file_list):
+        merged: dict = {}
+        for file in file_list or []:
+            loaded = self._read_yaml(file)
+            merged.update(loaded)
+            self._file_of_key.update({key: str(file) for key in loaded})
+        return merged
+
+    def _update_internal_config_dict(self, file):
+        loaded = self._read_yaml(file)
+        self.internal_config_dict.update(loaded)
+        return loaded
+
+    # ---- model and dataset ------------------------------------------------------------------
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
             model = self.external_config_dict.get("model")
             if model is None:
-                raise KeyError("model must be given: argument, config file, config dict or --model=...")
+                raise ConfigError("model must be given: argument, config file, config dict or --model=...")
         if isinstance(model, str):
             model_class = get_model(model)
         else:
@@ -44,7 +92,7 @@ class Config(RecBoleConfig):
         if dataset is None:
             dataset = self.external_config_dict.get("dataset")
             if dataset is None:
-                raise KeyError("dataset must be given: argument, config file, config dict or --dataset=...")
+                raise ConfigError("dataset must be given: argument, config file, config dict or --dataset=...")
         if dataset not in known_datasets() and "cdsr_recipe" not in self.external_config_dict:
             raise UnknownNameError(
                 f"Unknown dataset '{dataset}'. Valid datasets: {', '.join(known_datasets())} "
@@ -54,24 +102,38 @@ class Config(RecBoleConfig):
 
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
-        self.internal_config_dict["data_path"] = str(DATASET_DIR)
-        for path in (
-            PROPERTIES_DIR / "overall.yaml",
-            *model_yaml_files(model, model_class),
-            PROPERTIES_DIR / "dataset" / f"{dataset}.yaml",
-        ):
-            if path.is_file():
-                loaded = self._update_internal_config_dict(str(path)) or {}
-                if path.parent.name == "dataset":
-                    self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
+        self.internal_config_dict["data_path"] = str(default_data_path())
+        for name, path in default_properties(model, dataset, model_yaml_names(model, model_class)).items():
+            loaded = self._update_internal_config_dict(str(path)) or {}
+            if name.startswith("dataset/"):
+                self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
+
+    # ---- values -----------------------------------------------------------------------------
+    def _source_of(self, key: str) -> str:
+        """Where the user's value of ``key`` came from (command line wins, as in the merge)."""
+        if key in self.cmd_config_dict:
+            return f"--{key}={self.cmd_config_dict[key]}"
+        if key in self.variable_config_dict:
+            return f"config_dict {key}={self.variable_config_dict[key]!r}"
+        return f"{self._file_of_key.get(key, 'config file')}: {key}: {self.file_config_dict[key]!r}"
+
+    def _check_value_types(self) -> None:
+        """A user value must have the type of the key's default (``--seed=abc`` stays a string in
+        RecBole's parser and fails deep inside numpy otherwise)."""
+        for key, value in self.external_config_dict.items():
+            default = self.internal_config_dict.get(key)
+            problem = None if default is None else _type_problem(default, value)
+            if problem:
+                raise ConfigError(f"{self._source_of(key)}: {key} {problem} (default {default!r})")
 
     def _set_default_parameters(self):
+        self._check_value_types()
         super()._set_default_parameters()
         protocol = self.final_config_dict.get("protocol", "both")
         if protocol not in PROTOCOLS:
-            raise ValueError(f"Unknown protocol '{protocol}'. Valid protocols: {', '.join(PROTOCOLS)}")
+            raise ConfigError(f"Unknown protocol '{protocol}'. Valid protocols: {', '.join(PROTOCOLS)}")
         data_path = self.final_config_dict["data_path"]
-        if not os.path.isdir(data_path):
+        if not os.path.isdir(data_path) and self.dataset not in SHIPPED_DATASETS:  # those unpack on first use
             raise FileNotFoundError(
                 f"Dataset folder {data_path} not found: run the converter "
                 f"(python -m recbole_ifcdsr.data.converters {self.dataset}) first"

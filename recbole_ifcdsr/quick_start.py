@@ -1,4 +1,10 @@
-"""run_recbole_ifcdsr: one run (model, dataset, seed) from config to per-domain results under both protocols."""
+"""run_recbole_ifcdsr: one run (model, dataset, seed) from config to per-domain results under both protocols.
+
+Everything that can be checked before training is checked first (settings, every atomic-file line,
+evaluation cases in both domains, feature stores), so a bad input fails in seconds with one line
+(errors.py). A run that ends without results for both domains raises and never writes or replaces
+``results_file``.
+"""
 from __future__ import annotations
 
 import json
@@ -11,11 +17,14 @@ import torch
 from recbole.data.dataloader import TrainDataLoader
 from recbole.utils import init_logger, init_seed, set_color
 
+from recbole_ifcdsr.checkpoint import run_identity
 from recbole_ifcdsr.config import Config
 from recbole_ifcdsr.data.dataset import DOMAINS, CrossDomainSequentialDataset
+from recbole_ifcdsr.errors import CDSRError, ConfigError, one_line
 from recbole_ifcdsr.evaluation.protocol import ALL_PROTOCOLS, ProtocolEvaluator
 from recbole_ifcdsr.evaluation.selection import ModelSelector
 from recbole_ifcdsr.features.auto import ensure_feature
+from recbole_ifcdsr.features.store import check_stores_fit
 from recbole_ifcdsr.model.abstract import training_view
 from recbole_ifcdsr.registry import get_model, get_trainer
 
@@ -68,6 +77,17 @@ def build_train_data(config, dataset: CrossDomainSequentialDataset, model_class)
     return TrainDataLoader(config, dataset.recbole_train_dataset(), None, shuffle=config["shuffle"])
 
 
+def build_model(model_class, config, dataset):
+    """The model on its device. Building depends only on settings and data, so a ValueError here
+    (RecBole's "hidden size not a multiple of n_heads", bad fusion weights) is a setting's fault."""
+    try:
+        return model_class(config, dataset).to(config["device"])
+    except CDSRError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"{config['model']} cannot be built with these settings: {one_line(error)}") from error
+
+
 def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_dict=None, saved: bool = True) -> dict:
     """Train ``model`` on ``dataset`` per the dataset's recipe and return the results dict
     (also written to ``results_file`` when set)."""
@@ -79,17 +99,20 @@ def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_d
     logger.info(config)
 
     data = CrossDomainSequentialDataset(config)
+    data.check_eval_domains()
     logger.info(data.summary())
     model_class = get_model(config["model"])
     train_data = build_train_data(config, data, model_class)
 
     for feature in config["item_features"] or {}:  # build missing feature stores the YAML names (first use)
         ensure_feature(config, config["dataset"], feature)
+    check_stores_fit(config, data.field2token_id[data.iid_field], data.item_num)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    net = model_class(config, data).to(config["device"])
+    net = build_model(model_class, config, data)
     logger.info(net)
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    trainer.set_run(run_identity(config, data, net))
     selector = ModelSelector(config["cdsr_selection"])
     evaluator = ProtocolEvaluator(data, config)
     if config["resume"]:

@@ -8,6 +8,8 @@ from typing import Type
 
 from recbole.model.abstract_recommender import AbstractRecommender, SequentialRecommender
 
+from recbole_ifcdsr.errors import ConfigError
+
 # name -> "module:Class" of the plug-in's own models (imported lazily).
 _OUR_MODELS = {
     "Pop": "recbole_ifcdsr.model.pop:Pop",
@@ -16,7 +18,7 @@ _OUR_MODELS = {
 }
 
 
-class UnknownNameError(ValueError):
+class UnknownNameError(ConfigError):
     """A model or dataset name that is not known; the message lists the valid names."""
 
 

@@ -12,13 +12,17 @@ import os
 import re
 from pathlib import Path
 
-import yaml
+
+from recbole_ifcdsr.errors import DataError
+from recbole_ifcdsr.yamlfile import read_yaml
+
+from recbole_ifcdsr.paths import PROPERTIES_DIR
 
 DOMAINS = ("X", "Y")
-ANCHORS_FILE = Path(__file__).resolve().parents[1] / "properties" / "anchors.yaml"
+ANCHORS_FILE = PROPERTIES_DIR / "anchors.yaml"
 
 
-class ReportError(ValueError):
+class ReportError(DataError):
     """An anchors file or README block that cannot be used."""
 
 
@@ -27,7 +31,7 @@ def load_anchors(dataset: str, path: str | os.PathLike = ANCHORS_FILE) -> dict |
     path = Path(path)
     if not path.is_file():
         return None
-    entries = yaml.safe_load(path.read_text()) or {}
+    entries = read_yaml(path)
     anchor = entries.get(dataset)
     if anchor is None:
         return None

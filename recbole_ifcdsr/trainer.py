@@ -4,20 +4,28 @@ with the CDSR protocols and the dataset recipe's model selection in place of Rec
 Per evaluation pass both protocols are computed from one forward pass; selection uses the sampled
 protocol. When a domain's selection score improves, the test split is evaluated and kept as that
 domain's reported result (the sources do this too), so no model is trained twice. A ``-last``
-checkpoint (model, optimiser, selection state, results so far) is written after every epoch, and
-``resume=True`` continues from it after a crash.
+checkpoint (model, optimiser, selection state, results so far, random states and data order, and
+the record of its run: see checkpoint.py) is written after every epoch, and ``resume=True``
+continues from it after a crash exactly as the uninterrupted run would have gone on.
+
+Nothing wrong is reported: training stops at the first non-finite loss or gradient, naming the
+batch, and a run that trained or evaluated nothing, or selected no epoch for a domain, fails.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 
 import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
+from torch.nn.utils import clip_grad_norm_
+from tqdm import tqdm
 
-from recbole_ifcdsr import compat
+from recbole_ifcdsr import checkpoint, compat
 from recbole_ifcdsr.data.dataset import DOMAINS
+from recbole_ifcdsr.errors import EmptyRunError, NonFiniteError
 from recbole_ifcdsr.evaluation.protocol import ProtocolEvaluator
 from recbole_ifcdsr.evaluation.selection import ModelSelector
 
@@ -71,12 +79,6 @@ class _UntilBudget:
     def __getattr__(self, name):
         return getattr(self._loader, name)
 
-    def __len__(self):
-        return len(self._loader)
-
-    def __getattr__(self, name):
-        return getattr(self._loader, name)
-
 
 def fused_adam(optimizer):
     """RecBole's Adam / AdamW as torch's fused implementation: the same update, one pass over each
@@ -105,6 +107,17 @@ class CrossDomainTrainer(Trainer):
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
         self.budget_used = 0.0  # seconds of the training budget spent (kept across resume)
+        self.epoch_losses: list = []  # training loss of every epoch (kept across resume)
+        self.run_identity: dict | None = None  # what this run is; set_run before checkpoints are written
+        self._resumed_random: dict | None = None  # random states and data order to restore when fit starts
+
+    def set_run(self, identity: dict) -> None:
+        """The record of this run (checkpoint.run_identity) that each checkpoint carries."""
+        self.run_identity = identity
+
+    def _where(self, epoch: int, batch: int | None = None) -> str:
+        where = f"{self.config['model']} on {self.config['dataset']}, epoch {epoch}"
+        return where if batch is None else f"{where}, batch {batch}"
 
     @property
     def trainable(self) -> bool:
@@ -115,9 +128,55 @@ class CrossDomainTrainer(Trainer):
             return None  # e.g. Pop: nothing to learn, evaluated once
         return fused_adam(super()._build_optimizer(**kwargs))
 
+    # ---- one epoch: RecBole's step (AMP, clipping) with a non-finite check on loss and gradients --
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        """Train one epoch; the first NaN or inf in a loss or gradient stops the run, naming the batch
+        (a single process: RecBole's distributed hooks are not used by this plug-in)."""
+        self.model.train()
+        loss_func = loss_func or self.model.calculate_loss
+        batches = tqdm(train_data, total=len(train_data), ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink")) \
+            if show_progress else train_data
+        scaler = torch.amp.GradScaler(enabled=self.enable_scaler)
+        total = None
+        for batch_idx, interaction in enumerate(batches):
+            interaction = interaction.to(self.device)
+            self.optimizer.zero_grad()
+            with torch.autocast(device_type=self.device.type, enabled=self.enable_amp):
+                losses = loss_func(interaction)
+            parts = losses if isinstance(losses, tuple) else (losses,)
+            values = tuple(part.item() for part in parts)
+            if not all(math.isfinite(v) for v in values):
+                raise NonFiniteError(f"{self._where(epoch_idx, batch_idx)}: training loss is "
+                                     f"{values if len(values) > 1 else values[0]}; stopped before the step "
+                                     f"(the last good checkpoint is {self.saved_model_file})")
+            total = (values if len(values) > 1 else values[0]) if total is None else (
+                tuple(a + b for a, b in zip(total, values)) if len(values) > 1 else total + values[0])
+            scaler.scale(sum(parts)).backward()
+            if not self.enable_scaler:  # with AMP the scaler skips inf-gradient steps on purpose
+                self._check_gradients(epoch_idx, batch_idx)
+            if self.clip_grad_norm:
+                clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+            scaler.step(self.optimizer)
+            scaler.update()
+        return total
+
+    def _check_gradients(self, epoch: int, batch: int) -> None:
+        named = [(name, p.grad) for name, p in self.model.named_parameters() if p.grad is not None]
+        if not named or bool(torch.stack([torch.isfinite(g).all() for _, g in named]).all()):
+            return
+        name = next(name for name, g in named if not bool(torch.isfinite(g).all()))
+        raise NonFiniteError(f"{self._where(epoch, batch)}: the gradient of {name} holds NaN or inf; stopped before "
+                             f"the step (the last good checkpoint is {self.saved_model_file})")
+
     # ---- checkpoints -------------------------------------------------------------------------
-    def _cdsr_state(self, epoch: int, selector: ModelSelector) -> dict:
+    def _cdsr_state(self, epoch: int, selector: ModelSelector, train_data=None) -> dict:
+        generator = getattr(train_data, "generator", None)
         return {
+            "format": checkpoint.FORMAT,
+            "run": self.run_identity,
+            "random": checkpoint.rng_state(),
+            "data_order": generator.get_state() if generator is not None else None,
+            "losses": list(self.epoch_losses),
             "config": self.config,
             "epoch": epoch,
             "cur_step": self.cur_step,
@@ -137,10 +196,15 @@ class CrossDomainTrainer(Trainer):
         os.replace(tmp, path)  # never leave a half-written checkpoint behind
 
     def resume_from_last(self, selector: ModelSelector) -> bool:
-        """Restore model, optimiser, selection state and results from the ``-last`` checkpoint."""
+        """Restore model, optimiser, selection state, results, random states and data order from the
+        ``-last`` checkpoint, after checking it belongs to this run (CheckpointError otherwise)."""
         if not os.path.isfile(self.saved_model_file):
+            self.logger.warning(set_color(f"resume=True but there is no checkpoint {self.saved_model_file}: "
+                                          f"starting from epoch 0", "yellow"))
             return False
-        state = compat.load_checkpoint(self.saved_model_file, map_location=self.device)
+        state = checkpoint.load(self.saved_model_file, map_location=self.device)
+        if self.run_identity is not None:
+            checkpoint.check_belongs(self.saved_model_file, state, self.run_identity)
         self.model.load_state_dict(state["state_dict"])
         self.model.load_other_parameter(state.get("other_parameter"))
         if self.optimizer and state.get("optimizer"):
@@ -148,6 +212,8 @@ class CrossDomainTrainer(Trainer):
         selector.load_state_dict(state["selector"])
         self.records, self.history = state["records"], state["history"]
         self.train_seconds, self.eval_seconds, self.budget_used = state["seconds"]
+        self.epoch_losses = list(state["losses"])
+        self._resumed_random = {"random": state["random"], "data_order": state["data_order"]}
         self.start_epoch = state["epoch"] + 1
         self.logger.info(set_color(f"Resumed from {self.saved_model_file} at epoch {self.start_epoch}", "blue"))
         return True
@@ -167,6 +233,14 @@ class CrossDomainTrainer(Trainer):
                                 cpu=cpu_minutes is not None)
         budget.used = self.budget_used
         epochs = self.epochs if self.trainable else 1
+        if epochs < 1:
+            raise EmptyRunError(f"epochs={epochs}: no training epoch would run and nothing would be evaluated; "
+                                f"give --epochs=N with N >= 1")
+        if self._resumed_random is not None:  # last, so nothing draws between the restore and the first batch
+            checkpoint.set_rng_state(self._resumed_random["random"])
+            if self._resumed_random["data_order"] is not None and getattr(train_data, "generator", None) is not None:
+                train_data.generator.set_state(self._resumed_random["data_order"])
+            self._resumed_random = None
         stop_reason = "max epochs"
         for epoch in range(self.start_epoch, epochs):
             out_of_time = False
@@ -174,6 +248,7 @@ class CrossDomainTrainer(Trainer):
                 start = time.time()
                 loader = _UntilBudget(train_data, budget) if budget.limit is not None else train_data
                 loss = self._train_epoch(loader, epoch, show_progress=show_progress)
+                self.epoch_losses.append(loss)
                 self.train_seconds += time.time() - start
                 self.logger.info(self._generate_train_loss_output(epoch, start, time.time(), loss))
                 self.budget_used = budget.used
@@ -194,7 +269,7 @@ class CrossDomainTrainer(Trainer):
                                         self.best_model_file[d])
                     self.logger.info(set_color(f"improved {improved}; test", "blue") + "\n" + format_domain_metrics(test, self.domain_names))
             if saved:
-                self._write(self._cdsr_state(epoch, selector), self.saved_model_file)
+                self._write(self._cdsr_state(epoch, selector, train_data), self.saved_model_file)
             if selector.should_stop:
                 stop_reason = "early stopping"
                 break
@@ -202,6 +277,14 @@ class CrossDomainTrainer(Trainer):
                 stop_reason = budget.describe()
                 break
         self.logger.info(f"Finished training ({stop_reason}); train {self.train_seconds:.0f}s, eval {self.eval_seconds:.0f}s")
+        if not self.history:
+            raise EmptyRunError(f"{self.config['model']} on {self.config['dataset']}: no epoch was evaluated "
+                                f"(epochs={epochs}, started at epoch {self.start_epoch}); no results")
+        unselected = [d for d in DOMAINS if d not in self.records]
+        if unselected:
+            names = ", ".join(f"{d} ({self.domain_names.get(d, d)})" for d in unselected)
+            raise EmptyRunError(f"{self.config['model']} on {self.config['dataset']}: no epoch was selected for "
+                                f"domain {names} in {len(self.history)} validations; no results")
         return {
             "best_epoch": {d: self.records[d]["epoch"] for d in self.records},
             "records": self.records,

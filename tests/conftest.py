@@ -1,6 +1,8 @@
-"""Shared fixtures: the shipped real datasets (session-scoped: loading takes seconds) and a real slice."""
+"""Shared fixtures: the shipped real datasets (session-scoped: loading takes seconds), a real slice, a tiny
+open_clip config; the test tiers (setup.cfg) are enforced here."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,9 +11,23 @@ import pytest
 import recbole_ifcdsr  # noqa: F401  (compat patches before RecBole is used)
 from recbole_ifcdsr.config import Config
 from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
-from recbole_ifcdsr.paths import DATASET_DIR, SHARED_DATA_DIR
+from recbole_ifcdsr.paths import SHARED_DATA_DIR, default_data_path
 
 QUIET = {"show_progress": False, "state": "WARNING"}
+# Config's default data_path (./dataset, as in RecBole): the shipped datasets are unpacked there on first use
+DATA_PATH = default_data_path()
+
+
+TIERS = ("unit", "integration", "e2e")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Every test carries exactly one tier marker (setup.cfg describes them), so ``-m unit`` means something."""
+    wrong = [f"{item.nodeid}: {tiers or 'none'}" for item in items
+             if len(tiers := [m.name for m in item.iter_markers() if m.name in TIERS]) != 1]
+    if wrong:
+        raise pytest.UsageError("tests need exactly one of the markers " + ", ".join(TIERS) + ":\n  " + "\n  ".join(wrong))
 
 
 def shared_data_dir() -> Path:
@@ -50,6 +66,19 @@ def llmcdsr():
     return load("SASRec", "fk_llmcdsr")
 
 
+# a tiny open_clip config (random init): it tests the feature pipeline, not semantics
+TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
+             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2}}
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    """Path of the tiny open_clip model config (its file name is the model name: tiny-clip)."""
+    path = tmp_path_factory.mktemp("clip") / "tiny-clip.json"
+    path.write_text(json.dumps(TINY_CLIP))
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def abxi_slice_dir(tmp_path_factory) -> Path:
     """A real slice of fk_abxi: the first 300 users' sequences with the full item file."""
@@ -57,8 +86,35 @@ def abxi_slice_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
     out = root / "fk_abxi"
     out.mkdir()
-    src = DATASET_DIR / "fk_abxi"
+    src = DATA_PATH / "fk_abxi"
     (out / "fk_abxi.item").write_bytes((src / "fk_abxi.item").read_bytes())
     kept = first_users_rows((src / "fk_abxi.inter").read_text().splitlines(keepends=True), 300)
     (out / "fk_abxi.inter").write_text("".join(kept))
     return root
+
+
+@pytest.fixture(scope="session")
+def abxi_small_dir(tmp_path_factory) -> Path:
+    """A smaller real slice of fk_abxi for runs that train: the first 60 users' sequences and only the
+    items they touch (1,278), so an epoch over every item's score takes a fraction of a second.
+    Sampled evaluation on it needs fewer negatives than 999 (see SMALL_RUN)."""
+    load("SASRec", "fk_abxi")
+    root = tmp_path_factory.mktemp("small")
+    out = root / "fk_abxi"
+    out.mkdir()
+    src = DATA_PATH / "fk_abxi"
+    kept = first_users_rows((src / "fk_abxi.inter").read_text().splitlines(keepends=True), 60)
+    used = {line.split("\t")[1] for line in kept[1:]}
+    items = (src / "fk_abxi.item").read_text().splitlines(keepends=True)
+    (out / "fk_abxi.item").write_text("".join([items[0]] + [line for line in items[1:] if line.split("\t", 1)[0] in used]))
+    (out / "fk_abxi.inter").write_text("".join(kept))
+    return root
+
+
+#: settings for quick training runs on ``abxi_small_dir``: 50 negatives (its domains have 585 and 693 items),
+#: histories of at most 20 items
+SMALL_RUN = {"show_progress": False, "state": "WARNING", "train_batch_size": 64, "eval_batch_size": 128,
+             "MAX_ITEM_LIST_LENGTH": 20,
+             "cdsr_negatives": {"num": 50, "replacement": False, "exclude": "sequence", "redraw": "every_pass",
+                                "rng": "generator", "seed": 1},
+             "cdsr_selection": {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 0, "patience": 61}}

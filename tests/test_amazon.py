@@ -45,6 +45,7 @@ def converted_2014(tmp_path_factory):
     return root, files, convert(files, root)
 
 
+@pytest.mark.integration
 def test_exact_counts_after_filtering(converted_2014):
     root, _, meta = converted_2014
     assert meta["n_sequences"] == EXPECTED_SEQ and meta["n_interactions"] == EXPECTED_INTER
@@ -61,6 +62,7 @@ def test_exact_counts_after_filtering(converted_2014):
     assert items[0][1:] == ["X", "Grocery_and_Gourmet_Food", "Title of X0's box", fx.image_url("X0")]
 
 
+@pytest.mark.integration
 def test_sequences_are_windows_and_latest_is_evaluated(converted_2014):
     root, _, _ = converted_2014
     train = rows(root / "ds/fk/fk.train.inter")
@@ -78,6 +80,7 @@ def test_sequences_are_windows_and_latest_is_evaluated(converted_2014):
 
 
 @pytest.mark.parametrize("release", ["2014-csv", "2018", "2023"])
+@pytest.mark.integration
 def test_every_release_gives_the_same_scenario(converted_2014, release, tmp_path):
     root, _, _ = converted_2014
     files = fx.write_release(tmp_path / "raw", release)
@@ -87,6 +90,7 @@ def test_every_release_gives_the_same_scenario(converted_2014, release, tmp_path
         assert ours[name] == ref[name], f"{release}: {name} differs from the 2014 JSON conversion"
 
 
+@pytest.mark.integration
 def test_deterministic_and_independent_of_line_order(converted_2014, tmp_path):
     root, files, _ = converted_2014
     convert(files, tmp_path / "again")
@@ -106,6 +110,7 @@ def test_deterministic_and_independent_of_line_order(converted_2014, tmp_path):
     assert outputs(tmp_path / "one_bucket") == outputs(root)
 
 
+@pytest.mark.integration
 def test_output_loads_in_the_cross_domain_dataset(converted_2014):
     root, _, meta = converted_2014
     config = Config("SASRec", "fk", config_file_list=[str(root / "props/fk.yaml")],
@@ -125,6 +130,7 @@ def test_output_loads_in_the_cross_domain_dataset(converted_2014):
     assert "image_url" in full.item_feat and len(full.train_sequences) == 12
 
 
+@pytest.mark.unit
 def test_paper_defaults_and_yaml():
     d = ScenarioOptions()
     assert (d.min_user_inter, d.min_item_inter, d.min_per_domain) == (10, 10, 3)
@@ -132,6 +138,7 @@ def test_paper_defaults_and_yaml():
 
 
 @pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.integration
 def test_malformed_review_line(converted_2014, tmp_path, on_error):
     root, files, _ = converted_2014
     inter, meta = files["x"]
@@ -152,6 +159,7 @@ def test_malformed_review_line(converted_2014, tmp_path, on_error):
         assert outputs(tmp_path)["fk.train.inter"] == ref["fk.train.inter"]
 
 
+@pytest.mark.integration
 def test_malformed_2014_metadata_line_names_file_and_line(tmp_path):
     files = fx.write_release(tmp_path / "raw", "2014")
     meta = files["x"][1]
@@ -164,6 +172,7 @@ def test_malformed_2014_metadata_line_names_file_and_line(tmp_path):
     assert out["n_titled_items"] == {"X": 9, "Y": 10} and out["funnel"]["malformed_lines_skipped"] == 1
 
 
+@pytest.mark.unit
 def test_cut_sequences_window_length_and_domain_rules():
     day = 86_400_000
     times = [0, 1, 2, 3, 4, 5, 366 * day, 366 * day + 1]
@@ -173,6 +182,7 @@ def test_cut_sequences_window_length_and_domain_rules():
     assert cut_sequences(times, in_x, 365 * day, 15, 1) == [(0, 6), (6, 8)]
 
 
+@pytest.mark.integration
 def test_ties_are_broken_by_domain_then_asin(tmp_path):
     """Events at the same second: X before Y, then ASIN order, whatever the file order."""
     lines_x, lines_y = [], []
@@ -191,6 +201,7 @@ def test_ties_are_broken_by_domain_then_asin(tmp_path):
     assert [r[1] for r in seqs if r[0] == "U00_0"] == ["XA", "XB", "YA", "YB", "YC", "XC"]
 
 
+@pytest.mark.unit
 def test_file_classification_and_image_urls():
     assert classify(Path("reviews_Books.json.gz")).kind == "reviews_json"
     assert classify(Path("ratings_Books.csv")).kind == "ratings_csv_uirt"
@@ -204,6 +215,7 @@ def test_file_classification_and_image_urls():
     assert _format_ms(1_588_687_728_923) == "1588687728.923" and _format_ms(5000) == "5"
 
 
+@pytest.mark.integration
 def test_bad_inputs_are_one_line_errors(converted_2014, tmp_path):
     _, files, _ = converted_2014
     with pytest.raises(ConversionError, match="same file is given for both domains"):
@@ -222,6 +234,7 @@ def test_bad_inputs_are_one_line_errors(converted_2014, tmp_path):
     assert ErrorPolicy("skip").mode == "skip"
 
 
+@pytest.mark.integration
 def test_cli_writes_dataset_and_yaml(converted_2014, tmp_path, capsys):
     root, files, _ = converted_2014
     argv = ["--x=" + ",".join(map(str, files["x"])), "--y=" + ",".join(map(str, files["y"])),
@@ -234,3 +247,19 @@ def test_cli_writes_dataset_and_yaml(converted_2014, tmp_path, capsys):
     assert main(argv[:2] + ["--name=fk", f"--out={tmp_path / 'o'}", "--no_properties",
                             "--min_per_domain=9"]) == 1
     assert "cannot hold 9 items of each domain" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.integration
+def test_a_plain_ratings_file_cut_inside_a_timestamp(tmp_path, on_error):
+    """'user,item,5.0,13000' parses as a rating from 1970: the missing final newline gives the cut away."""
+    files = fx.write_release(tmp_path / "raw", "2014-csv")
+    ratings = files["x"][0]
+    ratings.write_bytes(ratings.read_bytes()[:-6])
+    last = len(ratings.read_bytes().splitlines())
+    if on_error == "fail":
+        with pytest.raises(ConversionError, match=rf"{ratings.name}:{last}: no newline at the end of the file: it "
+                                                  r"looks truncated \(pass --on_error=skip"):
+            convert(files, tmp_path)
+    else:
+        assert convert(files, tmp_path, on_error="skip")["funnel"]["malformed_lines_skipped"] == 1

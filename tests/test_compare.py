@@ -13,11 +13,13 @@ def fake_result(model, seed, mrr_x, mrr_y):
             "train_seconds": 10.0 + seed, "train_cpu_seconds": 20.0, "wall_seconds": 30.0, "best_epoch": {"X": 1, "Y": 1}}
 
 
+@pytest.mark.unit
 def test_mean_std_exact():
     assert mean_std([1.0, 2.0, 3.0, 4.0]) == (2.5, pytest.approx(1.118033988749895))
     assert mean_std([0.1]) == (0.1, 0.0)
 
 
+@pytest.mark.unit
 def test_summary_and_table_mark_the_best_mean():
     results = [fake_result("A", s, 0.1 + 0.01 * s, 0.05) for s in range(3)] + \
               [fake_result("B", s, 0.2, 0.04 + 0.02 * s) for s in range(3)]
@@ -31,28 +33,39 @@ def test_summary_and_table_mark_the_best_mean():
     assert lines[2].endswith("| 2,2,2 | 11 (20) | 30 |")
 
 
+@pytest.mark.unit
 def test_finished_cell_with_same_request_is_reused(tmp_path):
     request = cell_request("Pop", "fk_abxi", 0, [], ["--epochs=1"])
-    (tmp_path / "Pop-seed0.json").write_text(json.dumps({"cell_request": request}))
+    (tmp_path / "Pop-seed0.json").write_text(json.dumps({**fake_result("Pop", 0, 0.1, 0.1), "cell_request": request}))
     assert run_cell(request, tmp_path, [], ["--epochs=1"]) == (True, "reused")
     changed = cell_request("Pop", "fk_abxi", 0, [], ["--epochs=2"])
     assert changed != request  # a different setting is a different cell and runs again
 
 
+@pytest.mark.unit
 def test_cell_request_follows_the_plugin_defaults(monkeypatch, tmp_path):
-    """Editing properties/model/<M>.yaml (say, a new default weight) must not reuse old results."""
-    from recbole_ifcdsr import compare
+    """Editing properties/model/<M>.yaml (say, a new default weight) must not reuse old results; a file in
+    the working directory's properties/ replaces the plug-in's of the same name, for the run and the hash."""
+    from recbole_ifcdsr import compare, paths
 
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "LLMEMF.yaml").write_text("fusion_weights: {id: 0.7, txt: 0.3}\n")
-    monkeypatch.setattr(compare, "PROPERTIES_DIR", tmp_path)
+    own = tmp_path / "plugin"
+    (own / "model").mkdir(parents=True)
+    (own / "model" / "LLMEMF.yaml").write_text("fusion_weights: {id: 0.7, txt: 0.3}\n")
+    monkeypatch.setattr(paths, "PROPERTIES_DIR", own)
+    monkeypatch.chdir(tmp_path)  # no ./properties yet
     before = cell_request("LLMEMF", "fk_llmcdsr", 0, [], [])
-    assert before["defaults"] == {"model/LLMEMF.yaml": compare._digest(tmp_path / "model" / "LLMEMF.yaml")}
-    (tmp_path / "model" / "LLMEMF.yaml").write_text("fusion_weights: {id: 0.8, txt: 0.2}\n")
-    assert cell_request("LLMEMF", "fk_llmcdsr", 0, [], []) != before
+    assert before["defaults"] == {"model/LLMEMF.yaml": compare._digest(own / "model" / "LLMEMF.yaml")}
+    (own / "model" / "LLMEMF.yaml").write_text("fusion_weights: {id: 0.8, txt: 0.2}\n")
+    changed = cell_request("LLMEMF", "fk_llmcdsr", 0, [], [])
+    assert changed != before
     assert "defaults" not in cell_request("SASRec", "fk_llmcdsr", 0, [], [])  # no YAML of its own there
+    user = tmp_path / "properties" / "model" / "LLMEMF.yaml"
+    user.parent.mkdir(parents=True)
+    user.write_text("fusion_weights: {id: 0.5, txt: 0.5}\n")
+    assert cell_request("LLMEMF", "fk_llmcdsr", 0, [], [])["defaults"] == {"model/LLMEMF.yaml": compare._digest(user)}
 
 
+@pytest.mark.unit
 def test_model_entries_carry_settings_and_labels():
     from recbole_ifcdsr.compare import ModelSpecError, parse_model_spec
 
@@ -67,6 +80,7 @@ def test_model_entries_carry_settings_and_labels():
         parse_model_spec("label=")
 
 
+@pytest.mark.unit
 def test_model_entries_may_hold_dict_values():
     from recbole_ifcdsr.compare import ModelSpecError, parse_model_spec, split_top_level
 
@@ -81,6 +95,7 @@ def test_model_entries_may_hold_dict_values():
         parse_model_spec("LLMEMF:w=0.7}")
 
 
+@pytest.mark.unit
 def test_selection_uses_validation_mean_over_domains(tmp_path):
     from recbole_ifcdsr.compare import select_on_validation, write_outputs
 
@@ -101,6 +116,7 @@ def test_selection_uses_validation_mean_over_domains(tmp_path):
     assert json.loads((tmp_path / "selection.json").read_text())["sampled"]["label"] == "B"
 
 
+@pytest.mark.unit
 def test_csv_rows_are_exact(tmp_path):
     from recbole_ifcdsr.report import write_csv
 
@@ -113,6 +129,7 @@ def test_csv_rows_are_exact(tmp_path):
     assert len(rows) == 1 + 2 * 2 * 3  # splits x domains x metrics
 
 
+@pytest.mark.unit
 def test_anchor_row_and_readme_block(tmp_path):
     from recbole_ifcdsr.report import ReportError, load_anchors, replace_readme_block
 
@@ -135,6 +152,7 @@ def test_anchor_row_and_readme_block(tmp_path):
         replace_readme_block(readme, "missing", "x")
 
 
+@pytest.mark.e2e
 def test_grid_on_a_real_slice_resumes_after_a_kill(abxi_slice_dir, tmp_path):
     """Two tiny models x two seeds through the real CLI; the grid is killed after its first cell and
     run again: only the missing cells run, and the table, CSV, JSON and a readable PNG come out."""
@@ -154,14 +172,15 @@ def test_grid_on_a_real_slice_resumes_after_a_kill(abxi_slice_dir, tmp_path):
                f"--data_path={abxi_slice_dir}", "--epochs=1", f"--checkpoint_dir={tmp_path / 'saved'}",
                "--eval_batch_size=64", "--state=WARNING"]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 120
-    while not (out / "Pop-seed0.json").exists():
-        assert first.poll() is None and time.time() < deadline, "grid ended or stalled before its first cell"
+    started = time.monotonic()
+    while not (out / "Pop-seed0.json").exists():  # the kill lands after the first cell, wherever the rest are
+        assert first.poll() is None, "grid ended before its first cell"
+        assert time.monotonic() - started < 900, "grid hung before its first cell"  # a hang guard only
         time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     finished = sorted(p.name for p in out.glob("*-seed?.json"))
-    second = subprocess.run(command + [f"--readme={readme}"], capture_output=True, text=True, timeout=300)
+    second = subprocess.run(command + [f"--readme={readme}"], capture_output=True, text=True, timeout=1800)
     assert second.returncode == 0, second.stdout + second.stderr
     reused = [line for line in second.stdout.splitlines() if ": reused" in line]
     ran = [line for line in second.stdout.splitlines() if ": ran" in line]
@@ -172,3 +191,75 @@ def test_grid_on_a_real_slice_resumes_after_a_kill(abxi_slice_dir, tmp_path):
     text = readme.read_text()
     assert "| tiny |" in text and "*ABXI (published)*" in text and "docs/results/fk_abxi.png" in text
     assert (tmp_path / "docs" / "results" / "fk_abxi.png").is_file()
+
+
+@pytest.mark.unit
+def test_result_problem_names_what_is_missing():
+    from recbole_ifcdsr.compare import result_problem
+
+    complete = fake_result("A", 0, 0.1, 0.2)
+    assert result_problem(complete) is None
+    assert result_problem({**complete, "sampled": {"valid": {"X": {"MRR": 0.1}}, "test": {}}}) == \
+        "no sampled valid results for domain Y"
+    nan = json.loads(json.dumps(complete))
+    nan["sampled"]["test"]["Y"]["HR@10"] = float("nan")
+    assert result_problem(nan) == "sampled test Y: HR@10 is nan"
+    assert result_problem({**complete, "best_epoch": {"X": 1}}) == "no selected epoch for domain Y"
+    assert result_problem({"cell_request": {}}) == "no protocols"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--models=Pop,NoSuchModel"], "--models: Unknown model 'NoSuchModel'. Valid models:"),
+    (["--models=Pop", "--seeds=0"], "argument --seeds: 0: at least 1"),
+    (["--models=Pop", "--seeds=two"], "argument --seeds: 'two' is not an integer"),
+    (["--models=Pop", "--config_files=nowhere.yaml"], "--config_files: nowhere.yaml not found"),
+])
+@pytest.mark.unit
+def test_names_and_seeds_are_checked_before_any_cell_starts(tmp_path, capsys, argv, message):
+    from recbole_ifcdsr.compare import main
+
+    out = tmp_path / "grid"
+    with pytest.raises(SystemExit) as info:
+        main(["--dataset=fk_abxi", f"--out={out}", *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+    assert not out.exists()  # no cell ran
+
+
+GRID = ["--dataset=fk_abxi", "--models=Pop", "--seeds=1", "--state=WARNING", "--eval_batch_size=128",
+        "--cdsr_negatives={'num': 50, 'replacement': False, 'exclude': 'sequence', 'redraw': 'every_pass', "
+        "'rng': 'generator', 'seed': 1}"]
+
+
+@pytest.mark.e2e
+def test_a_stored_cell_without_results_is_run_again(abxi_small_dir, tmp_path, capsys):
+    """The finding: such a cell was reused, and every rerun crashed with KeyError: 'sampled'."""
+    from recbole_ifcdsr.compare import cell_path, main
+
+    out = tmp_path / "grid"
+    out.mkdir()
+    argv = GRID + [f"--out={out}", f"--data_path={abxi_small_dir}", f"--checkpoint_dir={tmp_path / 'saved'}"]
+    overrides = [a for a in argv if a.startswith("--") and a.split("=")[0] not in ("--dataset", "--models", "--seeds", "--out")]
+    request = cell_request("Pop", "fk_abxi", 0, [], overrides)
+    stale = {"cell_request": request, "protocols": ["sampled", "full"], "best_epoch": {}, "epochs_run": 0}
+    cell_path(out, request, ".json").write_text(json.dumps(stale))
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Pop seed 0: ran (stored results were incomplete: no sampled valid results for domain X)" in printed
+    assert "| Pop |" in (out / "summary.md").read_text()
+
+
+@pytest.mark.e2e
+def test_a_grid_without_results_replaces_its_stale_summary(tmp_path, capsys):
+    from recbole_ifcdsr.compare import main
+
+    out = tmp_path / "grid"
+    out.mkdir()
+    for name in ("summary.md", "summary.csv", "summary.png"):
+        (out / name).write_text("an older grid's table")
+    grid = [a.replace("fk_abxi", "food_kitchen") for a in GRID]  # not shipped: its missing folder fails the cell
+    assert main(grid + [f"--out={out}", f"--data_path={tmp_path / 'missing'}"]) == 1
+    summary = (out / "summary.md").read_text()
+    assert "No cell finished" in summary and "- Pop seed 0: exit code 2, see" in summary
+    assert not (out / "summary.csv").exists() and not (out / "summary.png").exists()
+    assert not (out / "Pop-seed0.json").exists()  # a cell without results is never cached
+    assert "error: Dataset folder" in (out / "Pop-seed0.log").read_text()

@@ -16,6 +16,7 @@ def _run(code: str) -> str:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
+@pytest.mark.integration
 def test_recbole_checkpoint_reloads_through_recboles_own_trainer(abxi_slice_dir, tmp_path):
     config = Config("SASRec", "fk_abxi", config_dict={"data_path": str(abxi_slice_dir), "checkpoint_dir": str(tmp_path),
                                                       "show_progress": False, "state": "WARNING"})
@@ -35,6 +36,7 @@ def test_recbole_checkpoint_reloads_through_recboles_own_trainer(abxi_slice_dir,
         torch.load(trainer.saved_model_file, weights_only=True)
 
 
+@pytest.mark.unit
 def test_untrusted_checkpoint_is_not_unpickled(tmp_path):
     path = tmp_path / "foreign.pth"
     torch.save({"config": Config}, path)  # a pickled class, as a foreign checkpoint might hold
@@ -42,6 +44,7 @@ def test_untrusted_checkpoint_is_not_unpickled(tmp_path):
         compat.load_checkpoint(path)
 
 
+@pytest.mark.unit
 def test_anomaly_mode_is_off_after_import():
     code = ("import recbole_ifcdsr, torch; from recbole_ifcdsr.registry import get_model; "
             "get_model('SASRec'); print(torch.is_anomaly_enabled())")
@@ -51,12 +54,14 @@ def test_anomaly_mode_is_off_after_import():
                 "print(torch.is_anomaly_enabled())") == "True"
 
 
+@pytest.mark.integration
 def test_our_paths_do_not_import_ray():
     code = ("import sys, recbole_ifcdsr; import recbole_ifcdsr.quick_start, recbole_ifcdsr.compare, "
             "recbole_ifcdsr.trainer; print('ray' in sys.modules, 'recbole.quick_start' in sys.modules)")
     assert _run(code) == "False False"
 
 
+@pytest.mark.unit
 def test_recbole_config_survives_numpy2_alias_removal(monkeypatch):
     """NumPy 2 dropped np.float_/complex_/unicode_, which RecBole's Config assigns on every init."""
     import numpy as np

@@ -15,6 +15,7 @@ from recbole.model.sequential_recommender import SASRec
 CLI = [sys.executable, str(REPO_ROOT / "run_recbole_ifcdsr.py")]
 
 
+@pytest.mark.unit
 def test_registry_ours_first_then_recboles():
     assert get_model("Pop") is Pop  # ours shadows RecBole's general Pop
     assert get_model("SASRec") is SASRec
@@ -22,21 +23,25 @@ def test_registry_ours_first_then_recboles():
     assert get_trainer(None, "SASRec") is CrossDomainTrainer
 
 
+@pytest.mark.unit
 def test_unknown_model_lists_valid_names():
     with pytest.raises(UnknownNameError, match=r"Unknown model 'SASRecc'\. Valid models: .*GRU4Rec.*SASRec"):
         get_model("SASRecc")
 
 
+@pytest.mark.unit
 def test_unknown_dataset_lists_valid_names():
     with pytest.raises(UnknownNameError, match=r"Unknown dataset 'ml-1m'\. Valid datasets: fk_abxi, fk_llmcdsr"):
         Config("SASRec", "ml-1m")
 
 
+@pytest.mark.unit
 def test_unknown_protocol_is_rejected():
     with pytest.raises(ValueError, match=r"Unknown protocol 'uni999'\. Valid protocols: sampled, full, both"):
         Config("SASRec", "fk_abxi", config_dict={"protocol": "uni999"})
 
 
+@pytest.mark.unit
 def test_precedence_recbole_then_ours_then_files_then_dict(tmp_path):
     base = Config("SASRec", "fk_abxi")
     assert base["MAX_ITEM_LIST_LENGTH"] == 47  # ours (dataset yaml) over RecBole's 50
@@ -54,6 +59,7 @@ def test_precedence_recbole_then_ours_then_files_then_dict(tmp_path):
     (["--model=SASRec", "--dataset=nope"], "Unknown dataset 'nope'"),
     (["--model=SASRec", "--dataset=fk_abxi", "--protocol=uni999"], "Unknown protocol 'uni999'"),
 ])
+@pytest.mark.e2e
 def test_cli_bad_names_one_line_error(args, message):
     done = subprocess.run(CLI + args, capture_output=True, text=True)
     assert done.returncode == 2
@@ -61,6 +67,7 @@ def test_cli_bad_names_one_line_error(args, message):
     assert last.startswith("error: ") and message in last
 
 
+@pytest.mark.e2e
 def test_cli_end_to_end_on_a_real_slice(abxi_slice_dir, tmp_path):
     results = tmp_path / "out.json"
     done = subprocess.run(CLI + ["--model=GRU4Rec", "--dataset=fk_abxi", f"--data_path={abxi_slice_dir}",
@@ -78,6 +85,7 @@ def test_cli_end_to_end_on_a_real_slice(abxi_slice_dir, tmp_path):
     assert (tmp_path / "saved" / "GRU4Rec-fk_abxi-seed7-last.pth").is_file()
 
 
+@pytest.mark.integration
 def test_resume_continues_from_the_last_checkpoint(abxi_slice_dir, tmp_path):
     from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
 

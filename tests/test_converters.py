@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -84,6 +85,7 @@ def dir_bytes(path: Path) -> Dict[str, bytes]:
 
 # ---------------------------------------------------------------- real data: counts
 
+@pytest.mark.integration
 def test_abxi_counts(abxi_out):
     header, items = read_atomic(abxi_out / "fk_abxi.item")
     assert header == ITEM_HEADER
@@ -103,6 +105,7 @@ def test_abxi_counts(abxi_out):
     assert meta["n_titled_items"] == {"X": 7601, "Y": 15756}
 
 
+@pytest.mark.integration
 def test_abxi_keeps_file_order(abxi_out, data_dir):
     """First source line: user 0 -> its reviewerID, items in file order, ts as integers."""
     users = {v: k for k, v in json.loads((data_dir / "abxi-afk/map_user_50.txt").read_text()).items()}
@@ -114,6 +117,7 @@ def test_abxi_keeps_file_order(abxi_out, data_dir):
     assert rows[: len(expect)] == expect
 
 
+@pytest.mark.integration
 def test_llmcdsr_counts(llmcdsr_out):
     domain = item_domains(llmcdsr_out / "fk_llmcdsr.item")
     assert collections.Counter(domain.values()) == {"X": 8661, "Y": 27637}
@@ -133,6 +137,7 @@ def test_llmcdsr_counts(llmcdsr_out):
     assert len(all_users) == len(set(all_users))
 
 
+@pytest.mark.integration
 def test_llmcdsr_id_mapping(llmcdsr_out, data_dir):
     """Global id g -> item row g (A block then B block), checked on the first valid line."""
     src = data_dir / "llmcdsr-food-kitchen"
@@ -147,6 +152,7 @@ def test_llmcdsr_id_mapping(llmcdsr_out, data_dir):
     ("Food-Kitchen", {"valid": {"X": 2722, "Y": 5451}, "test": {"X": 2747, "Y": 5659}}),
     ("Movie-Book", {"valid": {"X": 2032, "Y": 5612}, "test": {"X": 1978, "Y": 5730}}),
 ])
+@pytest.mark.integration
 def test_c2dsr_eval_targets(data_dir, folder, counts):
     n_x = len(load_c2dsr_items(data_dir / folder / "Alist.txt"))
     n_y = len(load_c2dsr_items(data_dir / folder / "Blist.txt"))
@@ -160,6 +166,7 @@ def test_c2dsr_eval_targets(data_dir, folder, counts):
     assert len(users) == sum(sum(c.values()) for c in counts.values())  # every user once
 
 
+@pytest.mark.integration
 def test_c2dsr_full_conversion_with_given_train(data_dir, tmp_path):
     """A stand-in train file (a few real eval lines) exercises the whole C2DSR path."""
     src = data_dir / "Food-Kitchen"
@@ -182,6 +189,7 @@ def test_c2dsr_full_conversion_with_given_train(data_dir, tmp_path):
 # ---------------------------------------------------------------- shipped outputs
 
 @pytest.mark.parametrize("name", ["fk_abxi", "fk_llmcdsr"])
+@pytest.mark.integration
 def test_shipped_dataset_is_current(name, request):
     out = request.getfixturevalue(f"{name.split('_')[1]}_out")
     shipped = REPO / "dataset" / name
@@ -240,6 +248,7 @@ def make_c2dsr(root: Path, files: Dict[str, str], blist: str = "7\tB0\t0\n8\tB1\
     return src
 
 
+@pytest.mark.unit
 def test_tiny_abxi_output(tmp_path):
     src = make_abxi(tmp_path, ["0 3|20 1|10", "1 2|5 4|5"])
     convert_fk_abxi(src, tmp_path / "out")
@@ -251,6 +260,7 @@ def test_tiny_abxi_output(tmp_path):
         "U0\tB1\t20\nU0\tA1\t10\nU1\tA2\t5\nU1\tB2\t5\n")  # file order kept, not re-sorted
 
 
+@pytest.mark.unit
 def test_tiny_llmcdsr_output_and_pickle_titles(tmp_path):
     src = make_llmcdsr(tmp_path, {})
     meta = convert_fk_llmcdsr(src, tmp_path / "out", derived=tmp_path / "no_derived")
@@ -262,6 +272,7 @@ def test_tiny_llmcdsr_output_and_pickle_titles(tmp_path):
     assert meta["n_sequences"] == {"train": 3, "valid": 1, "test": 1}
 
 
+@pytest.mark.unit
 def test_tiny_c2dsr_stable_sort(tmp_path):
     src = make_c2dsr(tmp_path, {})
     convert_food_kitchen(src, tmp_path / "out", derived=tmp_path)
@@ -270,6 +281,7 @@ def test_tiny_c2dsr_stable_sort(tmp_path):
     assert valid == ["valid_1_1\tX1\t2", "valid_1_1\tB1\t9", "valid_1_1\tB0\t9"]
 
 
+@pytest.mark.unit
 def test_pickle_with_globals_refused(tmp_path):
     src = make_llmcdsr(tmp_path, {})
     (src / "item_set_A.pkl").write_bytes(pickle.dumps(collections.OrderedDict(a0=0, a1=1)))
@@ -290,6 +302,7 @@ ABXI_BAD = [
 
 
 @pytest.mark.parametrize("bad,why", ABXI_BAD)
+@pytest.mark.unit
 def test_abxi_bad_line(tmp_path, bad, why):
     src = make_abxi(tmp_path, ["1 1|1 3|2", bad])
     with pytest.raises(ConversionError, match=why) as info:
@@ -308,6 +321,7 @@ LLM_BAD = [
 
 
 @pytest.mark.parametrize("fname,text,why", LLM_BAD)
+@pytest.mark.unit
 def test_llmcdsr_bad_line(tmp_path, fname, text, why):
     src = make_llmcdsr(tmp_path, {fname: text})
     with pytest.raises(ConversionError, match=why) as info:
@@ -315,12 +329,14 @@ def test_llmcdsr_bad_line(tmp_path, fname, text, why):
     assert f"{src / fname}:2:" in str(info.value)
 
 
+@pytest.mark.unit
 def test_llmcdsr_empty_domain(tmp_path):
     src = make_llmcdsr(tmp_path, {}, num="2\n0\n")
     with pytest.raises(ConversionError, match=r"num\.txt.*domain B has 0 items"):
         convert_fk_llmcdsr(src, tmp_path / "out")
 
 
+@pytest.mark.unit
 def test_llmcdsr_missing_file(tmp_path):
     src = make_llmcdsr(tmp_path, {})
     (src / "test.txt").unlink()
@@ -341,6 +357,7 @@ C2DSR_BAD = [
 
 
 @pytest.mark.parametrize("fname,text,why", C2DSR_BAD)
+@pytest.mark.unit
 def test_c2dsr_bad_line(tmp_path, fname, text, why):
     good = {"validdata_new.txt": "1\t1\t" + ev(0, 1) + "\n", "testdata_new.txt": "2\t2\t" + ev(2, 1) + "\n",
             "traindata_new.txt": "0\t0\t" + ev(1, 1) + "\n"}
@@ -350,6 +367,7 @@ def test_c2dsr_bad_line(tmp_path, fname, text, why):
     assert f"{src / fname}:2:" in str(info.value)
 
 
+@pytest.mark.unit
 def test_c2dsr_empty_domain_and_duplicate_asin(tmp_path):
     src = make_c2dsr(tmp_path, {}, blist="")
     with pytest.raises(ConversionError, match=r"Blist\.txt.*empty domain"):
@@ -359,6 +377,7 @@ def test_c2dsr_empty_domain_and_duplicate_asin(tmp_path):
         convert_food_kitchen(src, tmp_path / "out", derived=tmp_path)
 
 
+@pytest.mark.unit
 def test_c2dsr_missing_train_writes_nothing(tmp_path):
     src = make_c2dsr(tmp_path / "data", {})
     (src / "traindata_new.txt").unlink()
@@ -372,6 +391,7 @@ def test_c2dsr_missing_train_writes_nothing(tmp_path):
     assert main(["food_kitchen", "--src", str(src), "--out", str(tmp_path / "out")]) == 1
 
 
+@pytest.mark.unit
 def test_deterministic_output(tmp_path):
     src = make_c2dsr(tmp_path, {})
     convert_food_kitchen(src, tmp_path / "a", derived=tmp_path)
@@ -380,6 +400,7 @@ def test_deterministic_output(tmp_path):
     assert len(dir_bytes(tmp_path / "a")) == 5  # item, 3 inter, meta
 
 
+@pytest.mark.unit
 def test_failed_conversion_keeps_previous_output(tmp_path):
     src = make_llmcdsr(tmp_path, {})
     out = tmp_path / "out"
@@ -393,7 +414,80 @@ def test_failed_conversion_keeps_previous_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["llm", "out"]  # no temp dir left
 
 
+@pytest.mark.unit
 def test_registry_and_cli_defaults():
     assert set(CONVERTERS) == {"fk_abxi", "fk_llmcdsr", "food_kitchen", "movie_book"}
     with pytest.raises(ConversionError, match="--train"):
         CONVERTERS["fk_abxi"](Path("x"), Path("y"), train=Path("t"))
+
+
+# ---------------------------------------------------------------- completeness: a cut file is never "converted"
+
+@pytest.fixture
+def abxi_copy(data_dir, tmp_path) -> Path:
+    src = tmp_path / "abxi-afk"
+    shutil.copytree(data_dir / "abxi-afk", src)
+    return src
+
+
+@pytest.mark.integration
+def test_abxi_cut_in_the_middle_of_a_timestamp_keeps_the_good_output(abxi_copy, abxi_out, tmp_path):
+    """The finding: cut inside line 3,661's last timestamp, it converted 3,661 of 7,144 users with exit 0
+    and replaced the good output."""
+    out = tmp_path / "out"
+    shutil.copytree(abxi_out, out)
+    before = dir_bytes(out)
+    seq = abxi_copy / "afk_50_preprocessed.txt"
+    lines = seq.read_bytes().splitlines(keepends=True)
+    seq.write_bytes(b"".join(lines[:3660]) + lines[3660][:-4])  # '...|1390780' instead of '...|1390780800\n'
+    with pytest.raises(ConversionError, match=rf"{seq}:3661: no newline at the end of the file: it looks truncated"):
+        convert_fk_abxi(abxi_copy, out)
+    assert dir_bytes(out) == before
+    seq.write_bytes(b"".join(lines[:3661]))  # cut at a line end: every line is whole, users are missing
+    with pytest.raises(ConversionError, match=r"afk_50_preprocessed\.txt: 3,661 users but map_user_50\.txt lists "
+                                              r"7,144: the file is incomplete"):
+        convert_fk_abxi(abxi_copy, out)
+    assert dir_bytes(out) == before
+    assert main(["fk_abxi", "--src", str(abxi_copy), "--out", str(out)]) == 1
+
+
+@pytest.mark.unit
+def test_abxi_user_order_and_item_coverage(tmp_path):
+    src = make_abxi(tmp_path, ["1 1|1 3|2", "0 2|5 4|5"])
+    with pytest.raises(ConversionError, match=r"afk_50_preprocessed\.txt:2: user id 0 after 1: ABXI's file lists users"):
+        convert_fk_abxi(src, tmp_path / "out")
+    src = make_abxi(tmp_path, ["0 3|20 1|10", "1 2|5 1|5"])  # item 4 (B2) never occurs
+    with pytest.raises(ConversionError, match=r"3 items but map_item_50\.txt lists 4"):
+        convert_fk_abxi(src, tmp_path / "out")
+
+
+@pytest.mark.parametrize("files, why", [
+    ({"valid.txt": "1\t0,3,1\n2\t0,2,"}, r"valid\.txt:2: no newline at the end of the file"),
+    ({"test.txt": "2\t1,2,3\n1\t0,2\n"}, r"test\.txt:2: user id 1 after 2: LLMCDSR's files list users in increasing"),
+    ({"train_B.txt": "1\t2,2\n", "valid.txt": "1\t0,2,1\n", "test.txt": "1\t1,2,0\n"},  # b1 (id 3) never occurs
+     r"llm: 3 items in the sequence files but num\.txt lists 4"),
+])
+@pytest.mark.unit
+def test_llmcdsr_completeness(tmp_path, files, why):
+    src = make_llmcdsr(tmp_path, files)
+    with pytest.raises(ConversionError, match=why):
+        convert_fk_llmcdsr(src, tmp_path / "out")
+
+
+@pytest.mark.unit
+def test_c2dsr_valid_and_test_must_hold_every_listed_user(tmp_path):
+    src = make_c2dsr(tmp_path, {})
+    (src / "userlist.txt").write_text("R0\t0\nR1\t1\nR2\t2\n")  # valid holds user 1, test user 2: user 0 is missing
+    with pytest.raises(ConversionError, match=r"valid and test hold 2 users, userlist\.txt lists 3 \(1 missing, e\.g\. "
+                                              r"\[0\]\): the files are incomplete"):
+        convert_food_kitchen(src, tmp_path / "out", derived=tmp_path)
+    (src / "userlist.txt").write_text("R1\t1\nR2\t2\n")
+    assert convert_food_kitchen(src, tmp_path / "out", derived=tmp_path)["n_sequences"] == {"train": 1, "valid": 1, "test": 1}
+
+
+@pytest.mark.integration
+def test_real_c2dsr_valid_and_test_cover_the_user_list(data_dir, tmp_path):
+    """The check holds on the real release (the train file stands in: it is not obtainable here)."""
+    src = data_dir / "Food-Kitchen"
+    meta = convert_food_kitchen(src, tmp_path / "out", train=src / "testdata_new.txt", derived=tmp_path)
+    assert meta["n_sequences"]["valid"] + meta["n_sequences"]["test"] == 16579

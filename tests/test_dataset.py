@@ -3,8 +3,11 @@ import numpy as np
 import pytest
 
 from recbole_ifcdsr.data.dataset import DatasetError
+from recbole_ifcdsr.errors import DataError
 
 from conftest import load
+
+pytestmark = pytest.mark.integration
 
 ITEM_HEADER = "item_id:token\tdomain:token\tdomain_name:token\ttitle:token_seq\n"
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
@@ -88,7 +91,50 @@ def test_concurrent_first_use_unpacks_once_per_process_without_clashing(tmp_path
     for child in children:
         child.start()
     for child in children:
-        child.join(60)
+        child.join(900)  # a hang guard only: four interpreters importing torch on a loaded 2-core machine are slow
     assert [c.exitcode for c in children] == [0, 0, 0, 0]
     assert (tmp_path / "d.inter").read_bytes() == rows
     assert not list(tmp_path.glob("*.tmp"))
+
+
+GOOD_INTER = "u1\ta\t1\nu1\tc\t2\nu1\tb\t3\nu1\td\t4\n"
+
+
+@pytest.mark.parametrize("inter, message", [
+    # a line with only a user id: RecBole read NaN for the rest and its NaN filter dropped the row silently
+    ("u1\ta\t1\nu1\nu1\tc\t2\nu1\tb\t3\n", r"fk_abxi\.inter:3: 1 fields, the header has 3 \(user_id, item_id, timestamp\)$"),
+    # an extra field: ignored before
+    ("u1\ta\t1\tstray\nu1\tc\t2\nu1\tb\t3\n", r"fk_abxi\.inter:2: 4 fields, the header has 3"),
+    # a bad timestamp: its error named neither the file nor the line
+    ("u1\ta\t1\nu1\tc\t2\nu1\tb\t3x\n", r"fk_abxi\.inter:4: timestamp: '3x' is not a number$"),
+    ("u1\ta\tnan\nu1\tc\t2\nu1\tb\t3\n", r"fk_abxi\.inter:2: timestamp: 'nan' is not finite$"),
+    ("u1\ta\t1\nu1\t\t2\nu1\tb\t3\n", r"fk_abxi\.inter:3: item_id: empty value$"),
+    ("u1\ta\t1\nu1\tc\t2\nu1\tb\t3", r"fk_abxi\.inter:4: no newline at the end of the file: it looks truncated"),
+])
+def test_malformed_inter_lines_are_named_before_recbole_reads_them(tmp_path, inter, message):
+    write(tmp_path, ITEMS, inter)
+    with pytest.raises(DataError, match=message):
+        load("SASRec", "fk_abxi", data_path=str(tmp_path))
+
+
+def test_malformed_headers_and_item_lines_are_named(tmp_path):
+    from recbole_ifcdsr.errors import DataError
+
+    write(tmp_path, ITEMS + "e\tX\n", GOOD_INTER)
+    with pytest.raises(DataError, match=r"fk_abxi\.item:6: 2 fields, the header has 4"):
+        load("SASRec", "fk_abxi", data_path=str(tmp_path))
+    write(tmp_path, ITEMS, GOOD_INTER)
+    inter = tmp_path / "fk_abxi" / "fk_abxi.inter"
+    inter.write_text(inter.read_text().replace("timestamp:float", "timestamp:int"))
+    with pytest.raises(DataError, match=r"fk_abxi\.inter:1: timestamp: type 'int' unknown; valid: token, token_seq"):
+        load("SASRec", "fk_abxi", data_path=str(tmp_path))
+    inter.write_text(inter.read_text().replace("\ttimestamp:int", "").replace("\t1\n", "\n").replace("\t2\n", "\n")
+                     .replace("\t3\n", "\n").replace("\t4\n", "\n"))
+    with pytest.raises(DataError, match=r"fk_abxi\.inter:1: timestamp: load_col lists it but the header has no such column"):
+        load("SASRec", "fk_abxi", data_path=str(tmp_path))
+
+
+def test_the_shipped_files_pass_and_are_fingerprinted(abxi):
+    _, data = abxi
+    assert set(data.file_fingerprint) == {"fk_abxi.inter", "fk_abxi.item"}
+    assert all(len(digest) == 64 for digest in data.file_fingerprint.values())

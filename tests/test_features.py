@@ -3,10 +3,12 @@ config built here, random init: it tests the pipeline, not semantics), MiniLM on
 resume after a SIGKILL, URL downloads from a local HTTP server, the float_seq interop and first-use builds."""
 from __future__ import annotations
 
+import errno
 import functools
 import http.server
-import json
 import logging
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import first_users_rows
+from conftest import DATA_PATH, first_users_rows
 
 from recbole_ifcdsr.features.auto import ensure_feature
 from recbole_ifcdsr.features.encoders import (EncoderUnavailable, SentenceTextEncoder, _cached_weights,
@@ -26,20 +28,11 @@ from recbole_ifcdsr.features.extract import ExtractionJob, extract
 from recbole_ifcdsr.features.sources import read_item_file
 from recbole_ifcdsr.features.store import (FeatureStoreError, export_float_seq, feature_path, import_float_seq,
                                            load_aligned, load_features, save_features)
-from recbole_ifcdsr.paths import DATASET_DIR, REPO_ROOT
+from recbole_ifcdsr.paths import REPO_ROOT
 
 ABO = Path(__file__).parent / "data" / "abo"
 ASINS = ["B074M5HPBD", "B0799CK52K", "B07GTFSCHB"]
-TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
-             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2}}
 FEATURES_CLI = [sys.executable, "-m", "recbole_ifcdsr.features"]
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("clip") / "tiny-clip.json"
-    path.write_text(json.dumps(TINY_CLIP))
-    return str(path)
 
 
 def clip_spec(tiny_clip, **extra) -> dict:
@@ -67,6 +60,7 @@ def abo_images(tmp_path) -> Path:
     return images
 
 
+@pytest.mark.integration
 def test_real_jpegs_encoded_missing_and_corrupt_masked(tmp_path, abo_images, tiny_clip):
     tokens = ASINS + ["TRUNCATED", "NOTANIMAGE", "NOFILE"]
     make_dataset(tmp_path, "abo", tokens)
@@ -100,41 +94,66 @@ def test_real_jpegs_encoded_missing_and_corrupt_masked(tmp_path, abo_images, tin
     assert len({v.tobytes() for v in vectors[:3]}) == 3  # distinct images, distinct vectors
 
 
-def _run_and_kill(cmd: list, partial: Path, min_parts: int) -> None:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if len(list(partial.glob("part-*.npz"))) >= min_parts:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
+HELD_CHUNK = 3  # the killed run is stopped inside this chunk (chunks of 8 items)
+FINISHED_PART = re.compile(r"part-(\d{6})\.npz")  # not the writer's part-N.<pid>.tmp.npz
+
+
+def _kill_when_blocked_on(cmd: list, fifo: Path, hang_guard_s: float = 900) -> None:
+    """Start ``cmd`` and SIGKILL it while it is blocked reading ``fifo`` (a named pipe posing as an image):
+    the kill lands at a known place, whatever the machine's speed or load."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    started = time.monotonic()
+    writer = None
+    while writer is None:
+        try:  # succeeds only once the extractor has opened the pipe for reading
+            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as error:
+            if error.errno != errno.ENXIO:
+                raise
+            if proc.poll() is not None:
+                pytest.fail(f"extraction ended (exit {proc.returncode}) before reaching the held image: "
+                            f"{proc.stderr.read()[-2000:]}")
+            assert time.monotonic() - started < hang_guard_s, "extraction never reached the held image (hung?)"
+            time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # it is blocked in read(): no byte of the held image was sent
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "extraction finished before it could be killed"
+    os.close(writer)
+    assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.e2e
 def test_resume_after_kill_is_byte_identical(tmp_path, tiny_clip):
+    """A run killed mid-way resumes: the finished parts are not recomputed and the store is byte-identical
+    to a straight run's. Nothing here depends on how far the killed run got before the kill."""
     images = tmp_path / "images"
     images.mkdir()
     sources = [next((ABO / a).glob("*.jpg")) for a in ASINS]
     tokens = [f"T{i:04d}" for i in range(400)]
+    held = 8 * HELD_CHUNK + 2  # an item that has an image
     for i, token in enumerate(tokens):
-        if i % 37 != 5:  # some items have no image
+        if i % 37 != 5 and i != held:  # some items have no image
             (images / f"{token}.jpg").symlink_to(sources[i % 3])
+    (images / tokens[held]).mkdir()  # <token>/ folder form: its image is a named pipe for the killed run
+    fifo = images / tokens[held] / "a.jpg"
+    os.mkfifo(fifo)
     for name in ("killed", "straight"):
         make_dataset(tmp_path, name, tokens)
     args = ["extract", "--feature=image", "--modality=image", "--encoder=clip", "--clip_model=tiny-clip",
             "--pretrained=random", f"--model_config={tiny_clip}", f"--image_dir={images}", "--batch_size=4",
             "--chunk_size=8", "--device=cpu", "--workers=1", f"--data_path={tmp_path}", "--no_progress"]
     partial = tmp_path / "killed" / "killed.image.npz.partial"
-    _run_and_kill(FEATURES_CLI + args + ["--dataset=killed"], partial, min_parts=2)
+    _kill_when_blocked_on(FEATURES_CLI + args + ["--dataset=killed"], fifo)
     assert not (tmp_path / "killed" / "killed.image.npz").exists()
-    finished = len(list(partial.glob("part-*.npz")))
-    assert 2 <= finished < 50
+    finished = sorted(int(m.group(1)) for p in partial.iterdir() if (m := FINISHED_PART.fullmatch(p.name)))
+    assert finished and HELD_CHUNK not in finished  # some parts done, the held chunk's not
 
+    fifo.unlink()
+    fifo.symlink_to(sources[held % 3])  # the held item's image is a real one from now on
     resumed = subprocess.run(FEATURES_CLI + args + ["--dataset=killed"], capture_output=True, text=True, cwd=REPO_ROOT)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stderr
-    assert f"this run processed {400 - 8 * finished} items" in resumed.stdout  # finished chunks not recomputed
+    assert f"resuming killed.image.npz: {len(finished)} of 50 chunks ({8 * len(finished)} items) already done" \
+        in resumed.stderr
+    assert f"this run processed {400 - 8 * len(finished)} items" in resumed.stdout  # finished chunks not recomputed
     straight = subprocess.run(FEATURES_CLI + args + ["--dataset=straight"], capture_output=True, text=True,
                               cwd=REPO_ROOT)
     assert straight.returncode == 0, straight.stderr
@@ -153,6 +172,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+@pytest.mark.integration
 def test_image_urls_downloaded_cached_and_failures_masked(tmp_path, tiny_clip):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(ABO)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -193,14 +213,16 @@ def _cos(encoder, texts):
     ("fk_llmcdsr", "B001E5E0D8", "B000G1X45G", "B0000CFNJ0"),   # two ground coffees vs a knife block
     ("fk_llmcdsr", "B0000CFNJ0", "B0000DZDHB", "B001E5E0D8"),   # two knife holders vs a ground coffee
 ])
+@pytest.mark.integration
 def test_minilm_same_product_type_closer_on_real_titles(minilm, dataset, same_a, same_b, other):
-    _, titles = read_item_file(DATASET_DIR / dataset, dataset)
+    _, titles = read_item_file(DATA_PATH / dataset, dataset)
     sims = _cos(minilm, [titles[same_a], titles[same_b], titles[other]])
     assert sims[0, 1] > sims[0, 2] + 0.1, (titles[same_a], titles[same_b], titles[other], sims)
 
 
+@pytest.mark.integration
 def test_ensure_feature_builds_minilm_store_once(tmp_path, minilm, caplog):
-    _, titles = read_item_file(DATASET_DIR / "fk_llmcdsr", "fk_llmcdsr")
+    _, titles = read_item_file(DATA_PATH / "fk_llmcdsr", "fk_llmcdsr")
     tokens = list(titles)[:20] + ["UNTITLED"]
     make_dataset(tmp_path, "tiny", tokens, titles)
     config = {"data_path": str(tmp_path / "tiny"), "show_progress": False,
@@ -219,6 +241,7 @@ def test_ensure_feature_builds_minilm_store_once(tmp_path, minilm, caplog):
     assert ensure_feature(config, "tiny", "not_configured") is None
 
 
+@pytest.mark.integration
 def test_clip_without_weights_stops_with_instructions(tmp_path, caplog):
     with pytest.raises(EncoderUnavailable, match="not found"):
         resolve_clip_weights("ViT-B-32", str(tmp_path / "missing.safetensors"))
@@ -239,6 +262,7 @@ def test_clip_without_weights_stops_with_instructions(tmp_path, caplog):
     assert not feature_path(tmp_path / "d", "d", "image").exists()
 
 
+@pytest.mark.e2e
 def test_cli_without_weights_is_one_line_error(tmp_path):
     make_dataset(tmp_path, "d", ["A"])
     done = subprocess.run(FEATURES_CLI + ["extract", "--dataset=d", "--feature=image", "--modality=image",
@@ -248,6 +272,7 @@ def test_cli_without_weights_is_one_line_error(tmp_path):
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: CLIP checkpoint file")
 
 
+@pytest.mark.unit
 def test_float_seq_roundtrip_and_store_errors(tmp_path):
     path = tmp_path / "d.f.npz"
     vectors = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
@@ -276,11 +301,12 @@ def test_float_seq_roundtrip_and_store_errors(tmp_path):
         load_features(tmp_path / "absent.npz")
 
 
+@pytest.mark.integration
 def test_main_cli_builds_missing_text_store_on_first_use(tmp_path, minilm, caplog):
     """run_recbole_ifcdsr (Pop, a 20-user real slice of fk_abxi) builds the store its YAML names, and says so."""
     from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
 
-    src = DATASET_DIR / "fk_abxi"
+    src = DATA_PATH / "fk_abxi"
     read_item_file(src, "fk_abxi")  # unpacks the shipped files
     kept = first_users_rows((src / "fk_abxi.inter").read_text().splitlines(keepends=True), 20)
     items = {line.split("\t")[1] for line in kept[1:]}

@@ -8,13 +8,15 @@ import pytest
 from recbole_ifcdsr.features.extract import ExtractionJob, extract
 from recbole_ifcdsr.features.store import load_features
 
-from test_features import ABO, ASINS, clip_spec, make_dataset, tiny_clip  # noqa: F401  (fixture)
+from test_features import ABO, ASINS, clip_spec, make_dataset
+
+pytestmark = pytest.mark.integration
 
 pytest.importorskip("ray")
 
 
 @pytest.mark.slow
-def test_ray_engine_matches_local_engine(tmp_path, tiny_clip):  # noqa: F811
+def test_ray_engine_matches_local_engine(tmp_path, tiny_clip):
     import ray
 
     tokens = ASINS + ["NOFILE"]

@@ -43,6 +43,7 @@ def a_batch(config, data, size=32):
     return next(iter(loader))
 
 
+@pytest.mark.integration
 def test_gradients_reach_ids_and_encoders_never_the_image_table(with_images):
     config, data, model = build(with_images)
     image = model.frozen["img"]
@@ -56,6 +57,7 @@ def test_gradients_reach_ids_and_encoders_never_the_image_table(with_images):
     assert not image.table.requires_grad and image.table.grad is None
 
 
+@pytest.mark.integration
 def test_loss_is_finite_and_falls_on_real_sequences(abxi_slice_dir):
     config, data, model = build(abxi_slice_dir, temperature=0.1)
     batch = a_batch(config, data)
@@ -74,11 +76,13 @@ def test_loss_is_finite_and_falls_on_real_sequences(abxi_slice_dir):
 @pytest.mark.parametrize("image_fusion, multiple_attention, encoders", [
     (False, False, 1), (True, False, 2), (True, True, 6), (False, True, 3),
 ])
+@pytest.mark.integration
 def test_ablation_switches_set_the_number_of_encoders(with_images, image_fusion, multiple_attention, encoders):
     _, _, model = build(with_images, image_fusion=image_fusion, multiple_attention=multiple_attention)
     assert model.n_encoders == encoders
 
 
+@pytest.mark.integration
 def test_items_without_image_are_neither_rewarded_nor_punished(with_images):
     config, data, model = build(with_images)
     image, items = model.frozen["img"], model.all_items
@@ -97,6 +101,7 @@ def test_items_without_image_are_neither_rewarded_nor_punished(with_images):
     assert torch.allclose(fused_p.sum(1), torch.ones(5), atol=1e-5)
 
 
+@pytest.mark.integration
 def test_no_images_runs_id_only_with_one_warning(abxi_slice_dir, caplog):
     with caplog.at_level(logging.WARNING):
         _, _, model = build(abxi_slice_dir)
@@ -104,6 +109,7 @@ def test_no_images_runs_id_only_with_one_warning(abxi_slice_dir, caplog):
     assert sum("image branch off" in r.getMessage() for r in caplog.records) == 1
 
 
+@pytest.mark.integration
 def test_scores_rank_only_within_each_items_domain(abxi_slice_dir):
     config, data, model = build(abxi_slice_dir)
     model.eval()
@@ -125,6 +131,7 @@ def test_scores_rank_only_within_each_items_domain(abxi_slice_dir):
         assert ((total > 1 + model.lambda1 - 1e-4) & (total < 1 + model.lambda1 + model.lambda2 + 1e-4)).all()
 
 
+@pytest.mark.unit
 def test_feature_store_rejects_bad_files(tmp_path):
     path = tmp_path / "d.image.npz"
     save_features(path, ["a", "b"], np.ones((2, 4)), np.array([True, False]), {})
@@ -174,5 +181,7 @@ def _compare_devices(with_images, device: str) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)")
+@pytest.mark.gpu
+@pytest.mark.integration
 def test_cuda_matches_cpu_and_trains(with_images):
     _compare_devices(with_images, "cuda")

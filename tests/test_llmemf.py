@@ -12,6 +12,8 @@ from recbole_ifcdsr.model.llmemf import LLMEMF
 from recbole_ifcdsr.model.losses import fused_log_probs
 from recbole_ifcdsr.registry import get_model
 
+pytestmark = pytest.mark.integration
+
 SMALL = {"id_embedding_size": 32, "show_progress": False, "state": "WARNING", "train_batch_size": 64, "temperature": 0.1,
          "text_feature": "text"}
 

@@ -19,6 +19,8 @@ from recbole_ifcdsr.model.ifcdsr import IFCDSR
 from recbole_ifcdsr.model.layers import length_groups
 from recbole_ifcdsr.model.losses import full_nll, fused_log_probs, sampled_nll
 
+pytestmark = pytest.mark.integration
+
 SMALL = {"id_embedding_size": 32, "show_progress": False, "state": "WARNING", "train_batch_size": 48,
          "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
 REPO = Path(__file__).resolve().parents[1]

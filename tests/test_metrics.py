@@ -7,6 +7,8 @@ import torch
 
 from recbole_ifcdsr.evaluation.metrics import check_metric_names, metrics_from_ranks, ranks_against
 
+pytestmark = pytest.mark.unit
+
 
 def test_metrics_by_hand():
     ranks = np.array([1.0, 3.0, 12.0])

@@ -11,6 +11,8 @@ from recbole_ifcdsr.paths import PROPERTIES_DIR
 from recbole_ifcdsr.quick_start import build_train_data
 from recbole_ifcdsr.registry import get_model
 
+pytestmark = pytest.mark.integration
+
 QUIET = {"show_progress": False, "state": "WARNING"}
 
 

@@ -28,6 +28,8 @@ from recbole_ifcdsr.registry import get_model
 
 from conftest import first_users_rows
 
+pytestmark = pytest.mark.integration
+
 PINNED = {"id_embedding_size": 32, "show_progress": False, "state": "WARNING", "train_batch_size": 64,
           "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0, "seed": 0}
 CASES = 8  # test cases scored by full_sort_predict

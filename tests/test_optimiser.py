@@ -1,6 +1,9 @@
+import pytest
 """The trainer's optimiser: RecBole's Adam as torch's fused implementation takes the same steps."""
 import torch
 
+
+pytestmark = pytest.mark.unit
 from recbole_ifcdsr.trainer import fused_adam
 
 

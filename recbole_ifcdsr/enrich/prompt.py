@@ -12,8 +12,9 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
+from recbole_ifcdsr.errors import ConfigError
+from recbole_ifcdsr.yamlfile import read_yaml
 from recbole_ifcdsr.paths import PROPERTIES_DIR
 
 DEFAULT_PROMPT_FILE = PROPERTIES_DIR / "enrich.yaml"
@@ -21,7 +22,7 @@ PLACEHOLDERS = {"title", "domain"}
 GENERATION_KEYS = {"max_tokens": int, "temperature": float, "seed": int, "repeat_penalty": float}
 
 
-class PromptError(ValueError):
+class PromptError(ConfigError):
     """A prompt file that cannot be used; the message names the file and the problem."""
 
 
@@ -48,7 +49,7 @@ def load_prompt(path: str | os.PathLike = DEFAULT_PROMPT_FILE) -> Prompt:
     path = Path(path)
     if not path.is_file():
         raise PromptError(f"{path}: prompt file not found")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise PromptError(f"{path}: expected a mapping with keys system, user, {', '.join(GENERATION_KEYS)}")
     unknown = set(data) - {"system", "user"} - set(GENERATION_KEYS)

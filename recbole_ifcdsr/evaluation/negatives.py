@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset, EvalCases
+from recbole_ifcdsr.errors import ConfigError, DataError
 
 SPLIT_CODE = {"valid": 1, "test": 2}
 
@@ -36,9 +37,9 @@ class NegativeSampler:
             ("rng", self.rng_kind, ("legacy", "generator")),
         ):
             if value not in valid:
-                raise ValueError(f"cdsr_negatives.{key} '{value}' unknown; valid: {', '.join(valid)}")
+                raise ConfigError(f"cdsr_negatives.{key} '{value}' unknown; valid: {', '.join(valid)}")
         if self.rng_kind == "legacy" and (self.replacement or self.exclude != "target" or self.redraw != "once"):
-            raise ValueError("cdsr_negatives.rng legacy reproduces LLMCDSR only: replacement False, exclude target, redraw once")
+            raise ConfigError("cdsr_negatives.rng legacy reproduces LLMCDSR only: replacement False, exclude target, redraw once")
         self._fixed: dict[str, np.ndarray] = {}
 
     def negatives(self, split: str, pass_index: int = 0) -> np.ndarray:
@@ -82,7 +83,7 @@ class NegativeSampler:
         drawn positions, i.e. a uniform sample without replacement of the allowed positions."""
         rows = len(banned)
         if pool_size - max(len(np.unique(b[b >= 0])) for b in banned) < self.num:
-            raise ValueError(f"domain pool of {pool_size} items is too small for {self.num} negatives")
+            raise DataError(f"domain pool of {pool_size} items is too small for {self.num} negatives")
         taken = np.zeros((rows, pool_size), dtype=bool)
         for i, b in enumerate(banned):
             taken[i, b[b >= 0]] = True
@@ -106,6 +107,6 @@ class NegativeSampler:
             pool = self.dataset.domain_items[cases.target_domains[i]]
             allowed = pool[pool != cases.targets[i]]
             if len(allowed) < self.num:
-                raise ValueError(f"domain pool of {len(allowed)} items is smaller than {self.num} negatives")
+                raise DataError(f"domain pool of {len(allowed)} items is smaller than {self.num} negatives")
             out[i] = state.choice(allowed, self.num, replace=False)
         return out

@@ -5,6 +5,10 @@ the sampled protocol gathers the target and its negatives from that row, the ful
 the target against every item of the target's domain. Both come from the same forward pass, so
 the full-ranking numbers are always reported at the very checkpoints the sampled protocol selects.
 Full ranking keeps history items as competitors (no exclusion), as C2DSR's full-ranking re-run does.
+
+Every pass checks its scores: a case whose target or competitor (a sampled negative, or an item of
+the target's domain) scores NaN or infinity stops the run with :class:`NonFiniteError`, naming the
+model, split and epoch; so does a split without cases of a domain.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from recbole.data.interaction import Interaction
 from tqdm import tqdm
 
 from recbole_ifcdsr.data.dataset import DOMAINS, CrossDomainSequentialDataset
-from recbole_ifcdsr.evaluation.metrics import check_metric_names, metrics_from_ranks, ranks_against
+from recbole_ifcdsr.errors import ConfigError, NonFiniteError
+from recbole_ifcdsr.evaluation.metrics import check_metric_names, metrics_from_ranks, nonfinite_cases, ranks_against
 from recbole_ifcdsr.evaluation.negatives import NegativeSampler
 
 ALL_PROTOCOLS = ("sampled", "full")
@@ -64,7 +69,8 @@ class ProtocolEvaluator:
         ranks to compute from the shared forward pass (both by default)."""
         unknown = set(protocols) - set(ALL_PROTOCOLS)
         if unknown:
-            raise ValueError(f"Unknown protocol {sorted(unknown)}; valid: {', '.join(ALL_PROTOCOLS)}")
+            raise ConfigError(f"Unknown protocol {sorted(unknown)}; valid: {', '.join(ALL_PROTOCOLS)}")
+        self.dataset.check_eval_domains()
         model.eval()
         device = next(iter(model.buffers()), next(iter(model.parameters()), torch.empty(0))).device
         inputs = self._split_inputs(split)
@@ -88,11 +94,12 @@ class ProtocolEvaluator:
             scores = model.full_sort_predict(batch).view(sl.stop - sl.start, -1).float()
             target = inputs["target"][sl].to(device)
             target_score = scores.gather(1, target.unsqueeze(1)).squeeze(1)
+            neg_scores = scores.gather(1, negatives[sl].to(device)) if sampled else None
+            in_domain = mask[inputs["domain"][sl].to(device)] if full else None
+            self._check_finite(model, split, pass_index, sl, target_score, scores, neg_scores, in_domain)
             if sampled:
-                neg_scores = scores.gather(1, negatives[sl].to(device))
                 ranks["sampled"][sl] = ranks_against(target_score, neg_scores, None, self.tolerance).cpu()
             if full:
-                in_domain = mask[inputs["domain"][sl].to(device)]
                 in_domain[torch.arange(len(target), device=device), target] = False
                 ranks["full"][sl] = ranks_against(target_score, scores, in_domain, self.tolerance).cpu()
         domains = inputs["domain"].numpy()
@@ -101,3 +108,23 @@ class ProtocolEvaluator:
             p: {name: metrics_from_ranks(r.numpy()[domains == d], self.metrics) for d, name in enumerate(DOMAINS)}
             for p, r in ranks.items()
         }
+
+    def _check_finite(self, model, split: str, pass_index: int, sl: slice, target_score: torch.Tensor,
+                      scores: torch.Tensor, neg_scores: torch.Tensor | None, in_domain: torch.Tensor | None) -> None:
+        """Raise when a case of this batch has a non-finite target or competitor score."""
+        bad = ~torch.isfinite(target_score)
+        if neg_scores is not None:
+            bad |= nonfinite_cases(target_score, neg_scores)
+        if in_domain is not None:
+            bad |= nonfinite_cases(target_score, scores, in_domain)
+        if not bool(bad.any()):
+            return
+        first = int(bad.nonzero()[0, 0])
+        case = sl.start + first
+        cases = self.dataset.eval_cases(split)
+        target = self.dataset.field2id_token[self.dataset.iid_field][cases.targets[case]]
+        raise NonFiniteError(
+            f"{self.config['model']} on {self.config['dataset']}, {split} split, epoch {pass_index}: "
+            f"{int(bad.sum())} of {len(bad)} cases in a batch score NaN or inf for their target or a competitor "
+            f"(first: user '{cases.users[case]}', target '{target}', target score {float(target_score[first])}); "
+            f"the model diverged or an input (a feature store) holds NaN, so no metric is reported")

@@ -8,7 +8,10 @@ evaluations without improvement (None = never stop early). ``warmup_epochs``: no
 """
 from __future__ import annotations
 
+import math
+
 from recbole_ifcdsr.data.dataset import DOMAINS
+from recbole_ifcdsr.errors import ConfigError, NonFiniteError
 
 
 class ModelSelector:
@@ -21,9 +24,9 @@ class ModelSelector:
         self.patience = args.get("patience")
         self.warmup_epochs = int(args.get("warmup_epochs") or 0)
         if self.mode not in ("joint", "per_domain"):
-            raise ValueError(f"cdsr_selection.mode '{self.mode}' unknown; valid: joint, per_domain")
+            raise ConfigError(f"cdsr_selection.mode '{self.mode}' unknown; valid: joint, per_domain")
         if self.improve not in ("ge", "gt"):
-            raise ValueError(f"cdsr_selection.improve '{self.improve}' unknown; valid: ge, gt")
+            raise ConfigError(f"cdsr_selection.improve '{self.improve}' unknown; valid: ge, gt")
         keys = ["joint"] if self.mode == "joint" else list(DOMAINS)
         self.best = {k: float("-inf") for k in keys}
         self.bad_evals = {k: 0 for k in keys}
@@ -42,6 +45,9 @@ class ModelSelector:
             scores = {"joint": sum(valid_sampled[d][self.metric] for d in DOMAINS)}
         else:
             scores = {d: valid_sampled[d][self.metric] for d in DOMAINS}
+        for key, score in scores.items():  # a NaN is never better nor worse: it would freeze selection
+            if not math.isfinite(score):
+                raise NonFiniteError(f"model selection: validation {self.metric} of '{key}' is {score}")
         improved = []
         for key, score in scores.items():
             if self.stopped[key]:

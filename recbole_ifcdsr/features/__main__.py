@@ -10,9 +10,9 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
-from recbole_ifcdsr.paths import DATASET_DIR
+from recbole_ifcdsr.errors import run_cli
+from recbole_ifcdsr.paths import default_data_path
+from recbole_ifcdsr.yamlfile import read_yaml
 
 SPEC_FLAGS = ("modality", "encoder", "clip_model", "pretrained", "model_config", "model_path", "image_dir",
               "image_urls", "image_cache", "text_file", "batch_size", "chunk_size", "device", "workers",
@@ -22,7 +22,7 @@ SPEC_FLAGS = ("modality", "encoder", "clip_model", "pretrained", "model_config",
 def _spec_from(args) -> dict:
     spec = {}
     for path in filter(None, (args.config_files or "").split(",")):
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        loaded = read_yaml(path)
         spec.update(((loaded.get("item_features") or {}).get(args.feature)) or {})
     spec.update({k: getattr(args, k) for k in SPEC_FLAGS if getattr(args, k) is not None})
     return spec
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     ex = sub.add_parser("extract", help="encode item images or texts into the feature store")
     ex.add_argument("--dataset", required=True)
     ex.add_argument("--feature", required=True, help="feature name, e.g. text_minilm or image")
-    ex.add_argument("--data_path", default=str(DATASET_DIR), help="folder holding <dataset>/ (default: dataset/)")
+    ex.add_argument("--data_path", default=str(default_data_path()), help="folder holding <dataset>/ (default: ./dataset)")
     ex.add_argument("--config_files", help="YAML files whose item_features.<feature> gives the spec")
     ex.add_argument("--modality", choices=("image", "text"))
     ex.add_argument("--encoder", choices=("clip", "minilm"))
@@ -63,17 +63,17 @@ def main(argv=None) -> int:
     for p in (out, imp):
         p.add_argument("--dataset", required=True)
         p.add_argument("--feature", required=True)
-        p.add_argument("--data_path", default=str(DATASET_DIR))
+        p.add_argument("--data_path", default=str(default_data_path()))
         p.add_argument("--field", help="float_seq column name (default: the feature name)")
         p.add_argument("--item_file", required=True, help="the .item file to write / read")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
 
-    from recbole_ifcdsr.features.encoders import EncoderUnavailable
-    from recbole_ifcdsr.features.store import FeatureStoreError, export_float_seq, feature_path, import_float_seq, save_features
+    from recbole_ifcdsr.features.store import export_float_seq, feature_path, import_float_seq, save_features
 
     dataset_dir = Path(args.data_path) / args.dataset
-    try:
+
+    def run() -> int:
         if args.command == "extract":
             from recbole_ifcdsr.features.extract import ExtractionJob, extract
 
@@ -94,10 +94,9 @@ def main(argv=None) -> int:
             save_features(path, tokens, vectors, mask, {"encoder": "imported", "weights": "unknown",
                                                         "preprocessing": "unknown", "source": str(args.item_file)})
             print(f"wrote {int(mask.sum())} of {len(tokens)} items to {path}")
-    except (EncoderUnavailable, FeatureStoreError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_cli(run)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recbole_ifcdsr.errors import CDSRError, ConfigError, brief
+
 RANDOM = "random"
 HUB_HOST = "huggingface.co"
 
 
-class EncoderUnavailable(RuntimeError):
+class EncoderUnavailable(CDSRError, RuntimeError):
     """The encoder or its weights cannot be had on this machine; the message says how to provide them."""
 
 
@@ -127,7 +129,14 @@ class ClipImageEncoder:
         if self.weights == RANDOM:
             logging.getLogger(__name__).warning(f"CLIP {model_name} with RANDOM weights (pretrained=random): "
                                                 "pipeline tests only, these are not real features")
-        self.model, self.preprocess, self.tokenizer = _load_clip(model_name, self.weights, self.device, model_config)
+        try:
+            self.model, self.preprocess, self.tokenizer = _load_clip(model_name, self.weights, self.device, model_config)
+        except Exception as error:  # noqa: BLE001 -- whatever torch/safetensors/open_clip raise for a bad file
+            if self.weights == RANDOM or not Path(self.weights).is_file():
+                raise
+            raise EncoderUnavailable(
+                f"CLIP checkpoint file {self.weights} cannot be loaded as {model_name} weights, corrupt or for another "
+                f"model ({brief(error)}); download it again") from error
         self.dim = int(self.model.visual.output_dim)
 
     def prepare(self, path) -> torch.Tensor:
@@ -220,10 +229,10 @@ def build_encoder(spec: dict, allow_download: bool = True):
     """Encoder from a feature spec: {modality: image|text, encoder: clip|minilm, clip_model, pretrained, ...}."""
     modality, name = spec.get("modality", "text"), spec.get("encoder", "minilm")
     if name not in ENCODERS:
-        raise ValueError(f"Unknown encoder '{name}'. Valid encoders: {', '.join(ENCODERS)}")
+        raise ConfigError(f"Unknown encoder '{name}'. Valid encoders: {', '.join(ENCODERS)}")
     if name == "minilm":
         if modality != "text":
-            raise ValueError("encoder 'minilm' encodes text only (modality: text)")
+            raise ConfigError("encoder 'minilm' encodes text only (modality: text)")
         return SentenceTextEncoder(spec.get("model_path"), spec.get("device"), int(spec.get("batch_size", 64)))
     cls = ClipImageEncoder if modality == "image" else ClipTextEncoder
     return cls(spec.get("clip_model", "ViT-B-32"), spec.get("pretrained"), spec.get("device"),

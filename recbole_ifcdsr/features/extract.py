@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from recbole_ifcdsr.errors import ConfigError
 from recbole_ifcdsr.features.encoders import ItemUnreadable, build_encoder
 from recbole_ifcdsr.features.sources import ItemMissing, build_source, read_item_file
 from recbole_ifcdsr.features.store import feature_path, load_features, save_features
@@ -209,7 +210,7 @@ def extract(job: ExtractionJob, engine: str = "local", overwrite: bool = False, 
         elif engine == "local":
             run_chunks_locally(job, encoder, source, tokens, chunks, pending, progress)
         else:
-            raise ValueError(f"Unknown engine '{engine}'. Valid engines: local, ray")
+            raise ConfigError(f"Unknown engine '{engine}'. Valid engines: local, ray")
     seconds = time.perf_counter() - started
     return _assemble(job, tokens, chunks, encoder, source, state, seconds, len(tokens) - done_items)
 

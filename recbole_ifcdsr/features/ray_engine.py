@@ -11,6 +11,8 @@ its core API works with both. Needs the ``ray`` extra: ``pip install -e ".[ray]"
 """
 from __future__ import annotations
 
+from recbole_ifcdsr.errors import ConfigError
+
 
 class ChunkWorker:
     """Loads the encoder once, then encodes and writes one chunk per call."""
@@ -40,7 +42,7 @@ def run_chunks_on_ray(job, pending: list, progress) -> None:
         import ray
         from ray.util import ActorPool
     except ImportError as e:
-        raise RuntimeError('--engine=ray needs the ray extra: pip install -e ".[ray]"') from e
+        raise ConfigError('--engine=ray needs the ray extra: pip install -e ".[ray]"') from e
     if not pending:
         return
     if not ray.is_initialized():

@@ -13,7 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from recbole_ifcdsr.data.packing import unpack_if_needed
+from recbole_ifcdsr.data.packing import prepare_dataset_dir
+from recbole_ifcdsr.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 
@@ -25,14 +26,14 @@ class ItemMissing(LookupError):
 def read_item_file(dataset_dir: str | os.PathLike, dataset: str) -> tuple[list[str], dict[str, str]]:
     """(item tokens in file order, {token: title}) from ``<dataset_dir>/<dataset>.item`` (unpacked if needed)."""
     dataset_dir = Path(dataset_dir)
-    unpack_if_needed(dataset_dir)
+    prepare_dataset_dir(dataset_dir)
     path = dataset_dir / f"{dataset}.item"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the feature store needs the dataset's .item file")
     with open(path, encoding="utf-8") as f:
         header = [h.split(":")[0] for h in f.readline().rstrip("\n").split("\t")]
         if "item_id" not in header:
-            raise ValueError(f"{path}: no item_id column (header: {header})")
+            raise DataError(f"{path}: no item_id column (header: {header})")
         ti, xi = header.index("item_id"), header.index("title") if "title" in header else None
         tokens, titles = [], {}
         for line in f:
@@ -41,7 +42,7 @@ def read_item_file(dataset_dir: str | os.PathLike, dataset: str) -> tuple[list[s
             if xi is not None and xi < len(cells) and cells[xi].strip():
                 titles[cells[ti]] = cells[xi].strip()
     if len(set(tokens)) != len(tokens):
-        raise ValueError(f"{path}: duplicate item tokens")
+        raise DataError(f"{path}: duplicate item tokens")
     return tokens, titles
 
 
@@ -54,7 +55,7 @@ def read_token_tsv(path: str | os.PathLike) -> dict[str, str]:
                 continue
             token, sep, value = line.rstrip("\n").partition("\t")
             if not sep:
-                raise ValueError(f"{path}:{lineno}: expected 'token<TAB>value'")
+                raise DataError(f"{path}:{lineno}: expected 'token<TAB>value'")
             if value.strip():
                 out[token] = value.strip()
     return out
@@ -151,4 +152,4 @@ def build_source(spec: dict, titles: dict[str, str]):
         cache = spec.get("image_cache") or Path(spec["image_urls"]).with_suffix(".cache")
         return ImageUrlSource(spec["image_urls"], cache, float(spec.get("download_timeout", 10)),
                               int(spec.get("download_retries", 3)))
-    raise ValueError("an image feature needs image_dir (folder keyed by item token) or image_urls (token<TAB>url file)")
+    raise ConfigError("an image feature needs image_dir (folder keyed by item token) or image_urls (token<TAB>url file)")

@@ -6,6 +6,10 @@ and ``meta`` (JSON: encoder, weights, dim, preprocessing, date). Stored uncompre
 a memory copy (100k x 512 loads in well under 2 s; ``bench/feature_throughput.py`` measures it).
 Items missing from the file, or masked, simply have no feature: that is normal.
 
+Every row is checked, masked ones included: a NaN anywhere is an error naming the store and the
+item (one NaN in a masked row used to reach the model and poison every encoder), and masked rows
+are stored and returned as zeros. A truncated or malformed file is a one-line FeatureStoreError.
+
 RecBole's own ``float_seq`` item field is supported for interoperability on small data
 (``export_float_seq`` / ``import_float_seq``); it is text, so it is slow and large at scale.
 """
@@ -13,12 +17,15 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from recbole_ifcdsr.errors import DataError, brief
 
-class FeatureStoreError(ValueError):
+
+class FeatureStoreError(DataError):
     """A sidecar that does not fit the dataset; the message names the file and the problem."""
 
 
@@ -26,17 +33,33 @@ def feature_path(data_path: str | os.PathLike, dataset: str, feature: str) -> Pa
     return Path(data_path) / f"{dataset}.{feature}.npz"
 
 
+def _check_finite(path, tokens, vectors: np.ndarray) -> None:
+    """Every row, masked or not, must be finite; the error names the first bad item."""
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if len(bad):
+        raise FeatureStoreError(f"{path}: NaN or inf in {len(bad)} of {len(vectors)} rows, e.g. item '{tokens[bad[0]]}' "
+                                f"(row {bad[0]}); rebuild the store")
+
+
+def _check_shapes(path, tokens, vectors: np.ndarray, mask: np.ndarray) -> None:
+    if vectors.ndim != 2:
+        raise FeatureStoreError(f"{path}: vectors have shape {vectors.shape}; a store holds one row per item ([n, dim])")
+    if vectors.shape[1] == 0:
+        raise FeatureStoreError(f"{path}: vectors have width 0")
+    if mask.ndim != 1 or tokens.ndim != 1 or len(vectors) != len(tokens) or len(mask) != len(tokens):
+        raise FeatureStoreError(f"{path}: tokens {tokens.shape}, vectors {vectors.shape}, mask {mask.shape} disagree")
+
+
 def save_features(path: str | os.PathLike, tokens, vectors: np.ndarray, mask: np.ndarray, meta: dict) -> None:
-    """Write a sidecar atomically (a crash never leaves a half-written store)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
+    """Write a sidecar atomically (a crash never leaves a half-written store); masked rows are stored as zeros."""
+    vectors = np.array(vectors, dtype=np.float32)  # a copy: masked rows are zeroed below
     mask = np.asarray(mask, dtype=bool)
     tokens = np.asarray(tokens, dtype=str)
     if len(np.unique(tokens)) != len(tokens):
         raise FeatureStoreError(f"{path}: duplicate item tokens")
-    if vectors.ndim != 2 or len(vectors) != len(tokens) or len(mask) != len(tokens):
-        raise FeatureStoreError(f"{path}: tokens {len(tokens)}, vectors {vectors.shape}, mask {mask.shape} disagree")
-    if not np.isfinite(vectors[mask]).all():
-        raise FeatureStoreError(f"{path}: NaN or inf in unmasked vectors")
+    _check_shapes(path, tokens, vectors, mask)
+    vectors[~mask] = 0.0
+    _check_finite(path, tokens, vectors)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, tokens=tokens, vectors=vectors, mask=mask, meta=np.array(json.dumps({**meta, "dim": vectors.shape[1]})))
@@ -50,30 +73,35 @@ def load_features(path: str | os.PathLike) -> tuple:
         raise FeatureStoreError(f"{path}: no such feature store")
     try:
         with np.load(path, allow_pickle=False) as f:
-            return f["tokens"], f["vectors"], f["mask"], json.loads(str(f["meta"]))
-    except (OSError, KeyError, ValueError) as e:
-        raise FeatureStoreError(f"{path}: not a feature store ({e})") from e
+            tokens, vectors, mask, meta = f["tokens"], f["vectors"], f["mask"], json.loads(str(f["meta"]))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:  # BadZipFile: a truncated file
+        raise FeatureStoreError(f"{path}: not a feature store, or a truncated or corrupt one "
+                                f"({brief(e)}); rebuild it") from e
+    if mask.dtype != bool or not np.issubdtype(vectors.dtype, np.floating):
+        raise FeatureStoreError(f"{path}: vectors {vectors.dtype} / mask {mask.dtype}; expected float vectors and a bool mask")
+    _check_shapes(path, tokens, vectors, mask)
+    if isinstance(meta, dict) and "dim" in meta and meta["dim"] != vectors.shape[1]:
+        raise FeatureStoreError(f"{path}: vectors have width {vectors.shape[1]} but its meta says dim {meta['dim']}")
+    return tokens, vectors, mask, meta
 
 
 def load_aligned(path: str | os.PathLike, token2id: dict, n_items: int, dim: int | None = None) -> tuple:
-    """(vectors [n_items, dim] float32, mask [n_items] bool, meta) aligned to internal item ids."""
+    """(vectors [n_items, dim] float32, mask [n_items] bool, meta) aligned to internal item ids;
+    masked and absent items get zero rows."""
     path = Path(path)
     tokens, vectors, mask, meta = load_features(path)
     if dim is not None and vectors.shape[1] != dim:
         raise FeatureStoreError(f"{path}: dimension {vectors.shape[1]}, expected {dim}")
-    if len(tokens) != len(vectors) or len(mask) != len(vectors):
-        raise FeatureStoreError(f"{path}: {len(tokens)} tokens but {len(vectors)} vectors and {len(mask)} mask entries")
     unknown = [t for t in tokens[:1000] if t not in token2id] or [t for t in tokens if t not in token2id]
     if unknown:
         raise FeatureStoreError(f"{path}: {len(unknown)} unknown item tokens, e.g. {unknown[:3]}")
-    if not np.isfinite(vectors[mask]).all():
-        raise FeatureStoreError(f"{path}: NaN or inf in unmasked vectors")
+    _check_finite(path, tokens, vectors)
     ids = np.fromiter((token2id[t] for t in tokens), dtype=np.int64, count=len(tokens))
     if len(ids) and ids.max() >= n_items:
         raise FeatureStoreError(f"{path}: item id {int(ids.max())} but the dataset has {n_items} ids (with padding)")
     aligned = np.zeros((n_items, vectors.shape[1]), dtype=np.float32)
     aligned_mask = np.zeros(n_items, dtype=bool)
-    aligned[ids] = vectors
+    aligned[ids] = np.where(mask[:, None], vectors, 0.0)
     aligned_mask[ids] = mask
     aligned_mask[0] = False  # padding
     return aligned, aligned_mask, meta
@@ -122,3 +150,28 @@ def import_float_seq(item_file: str | os.PathLike, field: str, item_field: str =
         if r is not None:
             vectors[i] = r
     return tokens, vectors, mask
+
+
+#: config keys naming a frozen feature store (IFCDSR, LLMEMF), with the switch that turns each on
+FROZEN_STORE_KEYS = {"image_feature": "image_fusion", "text_feature": "text_fusion"}
+
+
+def check_stores_fit(config, token2id: dict, n_items: int) -> list[Path]:
+    """Before the model is built: every store its config switches on loads cleanly and has a width the
+    model's encoders accept (they keep the table's width, so it must be a multiple of ``n_heads``).
+    A bad store then fails naming the store, not deep inside the model. Returns the stores checked."""
+    checked = []
+    for key, switch in FROZEN_STORE_KEYS.items():
+        if config[key] is None or not config[switch]:
+            continue
+        path = feature_path(config["data_path"], config["dataset"], config[key])
+        if not path.is_file():
+            continue  # the model runs without it and says so
+        vectors, _, _ = load_aligned(path, token2id, n_items)
+        heads = config["n_heads"]
+        if heads and vectors.shape[1] % int(heads):
+            raise FeatureStoreError(
+                f"{path}: width {vectors.shape[1]} does not fit {config['model']}: its encoders over this table keep "
+                f"the table's width, which must be a multiple of n_heads={heads} (set by {key}: {config[key]})")
+        checked.append(path)
+    return checked

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import List, Optional
 
-from recbole_ifcdsr.data.converters.common import ConversionError
-from recbole_ifcdsr.paths import DATASET_DIR, PROPERTIES_DIR
+from recbole_ifcdsr.errors import run_cli
+from recbole_ifcdsr.paths import default_data_path, user_properties_dir
 
 from .convert import convert_amazon
 from .scenario import ScenarioOptions
@@ -29,9 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="dataset name (dataset/<name>/, properties/dataset/<name>.yaml)")
     p.add_argument("--x_name", help="domain X name (default: the category in the first file name)")
     p.add_argument("--y_name", help="domain Y name (default: the category in the first file name)")
-    p.add_argument("--out", type=Path, help="output folder (default <repo>/dataset/<name>)")
+    p.add_argument("--out", type=Path, help="output folder (default ./dataset/<name>)")
     p.add_argument("--properties", type=Path,
-                   help="properties YAML to write (default <repo>/properties/dataset/<name>.yaml)")
+                   help="properties YAML to write (default ./properties/dataset/<name>.yaml)")
     p.add_argument("--no_properties", action="store_true", help="do not write the properties YAML")
     p.add_argument("--min_user_inter", type=int, default=d.min_user_inter,
                    help=f"users need this many interactions, both domains together (default {d.min_user_inter})")
@@ -64,13 +63,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         filter_rounds=args.filter_rounds, min_per_domain=args.min_per_domain,
         window_days=args.window_days, max_seq_len=args.max_seq_len, split_seed=args.split_seed,
         buckets=args.buckets)
-    out = args.out or DATASET_DIR / args.name
-    properties = None if args.no_properties else (args.properties or PROPERTIES_DIR / "dataset" / f"{args.name}.yaml")
-    try:
+    out = args.out or default_data_path() / args.name
+    properties = None if args.no_properties else (args.properties or user_properties_dir() / "dataset" / f"{args.name}.yaml")
+
+    def run() -> int:
         convert_amazon(args.x, args.y, args.name, out, properties, opts, x_name=args.x_name,
                        y_name=args.y_name, on_error=args.on_error, work_dir=args.work_dir, force=args.force)
-    except ConversionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"wrote {out}" + (f" and {properties}" if properties else ""))
-    return 0
+        print(f"wrote {out}" + (f" and {properties}" if properties else ""))
+        return 0
+
+    return run_cli(run, expected_exit=1)

@@ -104,7 +104,8 @@ def iter_text_lines(path: Path, policy: ErrorPolicy, desc: Optional[str] = None
                     ) -> Iterator[Tuple[int, str]]:
     """Stream ``(line number, text)`` of a plain or gzipped file; progress over the bytes on disk.
 
-    Blank lines are skipped; a line that is not UTF-8 goes to ``policy``.
+    Blank lines are skipped; a line that is not UTF-8, or a last line without a newline (a cut file:
+    ``1,2,5.0,13815`` still parses), goes to ``policy``.
     """
     path = Path(path)
     if not path.is_file():
@@ -119,6 +120,9 @@ def iter_text_lines(path: Path, policy: ErrorPolicy, desc: Optional[str] = None
                 pos = raw.tell()
                 bar.update(pos - done)
                 done = pos
+            if not line.endswith(b"\n") and line.strip():  # only a file's last line can lack it
+                policy.bad(f"{path}:{lineno}", "no newline at the end of the file: it looks truncated")
+                continue
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError:

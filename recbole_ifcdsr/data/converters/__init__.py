@@ -6,9 +6,11 @@ CLI: ``python -m recbole_ifcdsr.data.converters <name> [--src DIR] [--out DIR] [
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
+
+from recbole_ifcdsr.errors import run_cli
+from recbole_ifcdsr.paths import SHARED_DATA_DIR, default_data_path
 
 from .abxi import convert_fk_abxi, parse_abxi_sequences
 from .c2dsr import (
@@ -71,12 +73,12 @@ def repo_root() -> Path:
 
 def default_src(name: str) -> Path:
     """``<repo>/../shared/data/<source folder>``, where the real upstream files live."""
-    return repo_root().parent / "shared" / "data" / SOURCE_FOLDERS[name]
+    return SHARED_DATA_DIR / SOURCE_FOLDERS[name]
 
 
 def default_out(name: str) -> Path:
-    """``<repo>/dataset/<name>``, RecBole's data_path layout."""
-    return repo_root() / "dataset" / name
+    """``./dataset/<name>``, RecBole's data_path layout."""
+    return default_data_path() / name
 
 
 def convert(name: str, src: Optional[Path] = None, out: Optional[Path] = None,
@@ -90,27 +92,27 @@ def convert(name: str, src: Optional[Path] = None, out: Optional[Path] = None,
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """CLI entry point; prints the meta summary, exits 1 with a one-line error on failure."""
+    """CLI entry point; prints the meta summary, exits 1 with a one-line error on bad input."""
     parser = argparse.ArgumentParser(prog="python -m recbole_ifcdsr.data.converters",
                                      description="Convert a CDSR release to RecBole atomic files.")
     parser.add_argument("name", choices=sorted(CONVERTERS))
     parser.add_argument("--src", type=Path, help="source folder (default ../shared/data/<folder>)")
-    parser.add_argument("--out", type=Path, help="output folder (default <repo>/dataset/<name>)")
+    parser.add_argument("--out", type=Path, help="output folder (default ./dataset/<name>)")
     parser.add_argument("--train", type=Path, help="C2DSR traindata_new.txt (default <src>/traindata_new.txt)")
     parser.add_argument("--derived", type=Path, help="folder of title TSVs (default <src>/../derived)")
     parser.add_argument("--pack", action="store_true",
                         help="also write deterministic <file>.gz copies (how dataset/ ships them in git)")
     args = parser.parse_args(argv)
-    try:
-        meta = convert(args.name, args.src, args.out, train=args.train, derived=args.derived)
-    except ConversionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    out = args.out or default_out(args.name)
-    if args.pack:
-        from recbole_ifcdsr.data.packing import pack
 
-        pack(out)
-    print(f"wrote {out}: items {meta['n_items']}, sequences {meta['n_sequences']}, "
-          f"interactions {meta['n_interactions']}, titled {meta['n_titled_items']}")
-    return 0
+    def run() -> int:
+        meta = convert(args.name, args.src, args.out, train=args.train, derived=args.derived)
+        out = args.out or default_out(args.name)
+        if args.pack:
+            from recbole_ifcdsr.data.packing import pack
+
+            pack(out)
+        print(f"wrote {out}: items {meta['n_items']}, sequences {meta['n_sequences']}, "
+              f"interactions {meta['n_interactions']}, titled {meta['n_titled_items']}")
+        return 0
+
+    return run_cli(run, expected_exit=1)  # exit status 1 on bad input, as this tool always had

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from .common import (
-    INTER_HEADER_TS, ITEM_HEADER, AtomicOutput, ConversionError, check_token,
+    INTER_HEADER_TS, ITEM_HEADER, AtomicOutput, ConversionError, check_complete, check_token,
     check_unique_items, iter_lines, load_titles, make_meta, parse_int, require_files,
     write_items,
 )
@@ -119,6 +119,7 @@ def convert_fk_abxi(src: Path, out: Path, derived: Optional[Path] = None) -> dic
     asin_of = [""] + x_items + y_items  # ABXI ids are 1-based
     n_seq = n_inter = 0
     seen = set()
+    items_seen = set()
     with AtomicOutput(out) as dst:
         with dst.open(f"{NAME}.item") as fh:
             fh.write(ITEM_HEADER + "\n")
@@ -126,16 +127,24 @@ def convert_fk_abxi(src: Path, out: Path, derived: Optional[Path] = None) -> dic
                       write_items(fh, y_items, "Y", DOMAINS[1], titles))
         with dst.open(f"{NAME}.inter") as fh:
             fh.write(INTER_HEADER_TS + "\n")
+            previous = None
             for lineno, user, items, stamps in _parse_lines(seq_path, len(asin_of) - 1):
                 if user not in users or user in seen:
                     raise ConversionError(
                         f"{seq_path}:{lineno}: user {user} unknown to {USER_MAP} or repeated")
+                if previous is not None and user < previous:
+                    raise ConversionError(f"{seq_path}:{lineno}: user id {user} after {previous}: ABXI's file "
+                                          f"lists users in increasing id order")
+                previous = user
                 seen.add(user)
+                items_seen.update(items)
                 token = users[user]
                 for item, ts in zip(items, stamps):
                     fh.write(f"{token}\t{asin_of[item]}\t{ts}\n")
                 n_seq += 1
                 n_inter += len(items)
+        check_complete(seq_path, len(seen), len(users), USER_MAP, "users")
+        check_complete(seq_path, len(items_seen), len(asin_of) - 1, ITEM_MAP, "items")
         meta = make_meta(NAME, SOURCE, SOURCE_COMMIT, DOMAINS, (len(x_items), len(y_items)),
                          {"all": n_seq}, {"all": n_inter}, titled, "abxi")
         dst.write_json(f"{NAME}.meta.json", meta)

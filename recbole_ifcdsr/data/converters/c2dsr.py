@@ -26,6 +26,7 @@ DATASETS: Dict[str, Tuple[str, Tuple[str, str]]] = {
 }
 TRAIN_FILE = "traindata_new.txt"
 EVAL_FILES = (("valid", "validdata_new.txt"), ("test", "testdata_new.txt"))
+USER_LIST = "userlist.txt"  # reviewerID<TAB>user_idx; valid and test together hold each user once
 
 
 def load_c2dsr_items(path: Path) -> List[str]:
@@ -45,6 +46,34 @@ def load_c2dsr_items(path: Path) -> List[str]:
     if sorted(by_local) != list(range(len(by_local))):
         raise ConversionError(f"{path}: local ids are not contiguous 0..{len(by_local) - 1}")
     return [by_local[i] for i in range(len(by_local))]
+
+
+def load_c2dsr_users(path: Path) -> set:
+    """The user indices of ``userlist.txt`` (``reviewerID<TAB>user_idx``)."""
+    users = set()
+    for lineno, text in iter_lines(path):
+        parts = text.rstrip().split("\t")
+        if len(parts) != 2:
+            raise ConversionError(f"{path}:{lineno}: expected reviewerID<TAB>user_idx")
+        users.add(parse_int(parts[1], f"{path}:{lineno}", "user_idx"))
+    return users
+
+
+def _check_eval_users(src: Path, eval_users: List[int]) -> None:
+    """C2DSR's valid and test files together hold every user of userlist.txt exactly once: anything
+    else is a cut or mixed-up file (checked when the release's userlist.txt is there)."""
+    path = src / USER_LIST
+    if not path.is_file():
+        return
+    expected = load_c2dsr_users(path)
+    found = set(eval_users)
+    if len(found) != len(eval_users):
+        raise ConversionError(f"{src}: {len(eval_users) - len(found)} users appear in both valid and test; "
+                              f"C2DSR holds each user in one of them")
+    if found != expected:
+        raise ConversionError(f"{src}: valid and test hold {len(found):,} users, {USER_LIST} lists {len(expected):,} "
+                              f"({len(expected - found):,} missing, e.g. {sorted(expected - found)[:3]}): the files "
+                              f"are incomplete (truncated?) or not from this release")
 
 
 def _parse_event(token: str, where: str) -> Tuple[int, int]:
@@ -116,6 +145,7 @@ def convert_c2dsr(name: str, src: Path, out: Path, train: Optional[Path] = None,
     asin_of = x_items + y_items
     n_seq: Dict[str, int] = {}
     n_inter: Dict[str, int] = {}
+    eval_users: List[int] = []
     with AtomicOutput(out) as dst:
         with dst.open(f"{name}.item") as fh:
             fh.write(ITEM_HEADER + "\n")
@@ -126,10 +156,13 @@ def convert_c2dsr(name: str, src: Path, out: Path, train: Optional[Path] = None,
             with dst.open(f"{name}.{split}.inter") as fh:
                 fh.write(INTER_HEADER_TS + "\n")
                 for token, items, stamps in parse_c2dsr_sequences(path, len(x_items), len(y_items), split):
+                    if split != "train":
+                        eval_users.append(int(token.split("_")[1]))
                     for item, ts in zip(items, stamps):
                         fh.write(f"{token}\t{asin_of[item]}\t{ts}\n")
                     n_seq[split] += 1
                     n_inter[split] += len(items)
+        _check_eval_users(src, eval_users)
         source = (f"zhengdongyi-sysu/FedCSR dataset/{folder} (C2DSR split; {TRAIN_FILE} from "
                   f"the cjx96/C2DSR Google Drive)")
         meta = make_meta(name, source, SOURCE_COMMIT, domains, (len(x_items), len(y_items)),

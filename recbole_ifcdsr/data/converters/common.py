@@ -20,6 +20,8 @@ from typing import IO, Dict, Iterable, Iterator, List, Mapping, Optional, Sequen
 
 from tqdm import tqdm
 
+from recbole_ifcdsr.errors import DataError
+
 ITEM_HEADER = "item_id:token\tdomain:token\tdomain_name:token\ttitle:token_seq"
 INTER_HEADER = "user_id:token\titem_id:token"
 INTER_HEADER_TS = "user_id:token\titem_id:token\ttimestamp:float"
@@ -27,7 +29,7 @@ INTER_HEADER_TS = "user_id:token\titem_id:token\ttimestamp:float"
 _WS_RUN = re.compile(r"[ \t\r\n\v\f]+")
 
 
-class ConversionError(ValueError):
+class ConversionError(DataError):
     """Raised when a source file is missing or malformed; the message is one line."""
 
     def __init__(self, message: str) -> None:
@@ -67,10 +69,13 @@ def parse_int(token: str, where: str, what: str) -> int:
         raise ConversionError(f"{where}: non-integer {what} {token!r}") from None
 
 
-def iter_lines(path: Path, desc: Optional[str] = None) -> Iterator[Tuple[int, str]]:
+def iter_lines(path: Path, desc: Optional[str] = None,
+               final_newline: bool = True) -> Iterator[Tuple[int, str]]:
     """Stream ``(line_number, text)`` pairs (1-based, newline stripped) with a byte progress bar.
 
-    Blank lines are skipped (upstream files end with one); everything else is yielded.
+    Blank lines are skipped (upstream files end with one); everything else is yielded. With
+    ``final_newline`` (every release's data files have one) a last line without a newline is an
+    error: a file cut in the middle of a number still parses, as shorter data.
     """
     path = Path(path)
     total = path.stat().st_size
@@ -80,6 +85,11 @@ def iter_lines(path: Path, desc: Optional[str] = None) -> Iterator[Tuple[int, st
     ) as bar:
         for lineno, raw in enumerate(fh, start=1):
             bar.update(len(raw))
+            if final_newline and not raw.endswith(b"\n"):
+                shown = raw.decode("utf-8", errors="replace")
+                shown = shown if len(shown) <= 40 else "..." + shown[-40:]
+                raise ConversionError(f"{path}:{lineno}: no newline at the end of the file: it looks truncated "
+                                      f"(last line ends {shown!r}); fetch the file again")
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -87,6 +97,13 @@ def iter_lines(path: Path, desc: Optional[str] = None) -> Iterator[Tuple[int, st
             text = text.rstrip("\r\n")
             if text.strip():
                 yield lineno, text
+
+
+def check_complete(path: Path, found: int, expected: int, map_name: str, what: str) -> None:
+    """A release's map lists every user (item) its sequences hold: fewer means a cut file."""
+    if found != expected:
+        raise ConversionError(f"{path}: {found:,} {what} but {map_name} lists {expected:,}: "
+                              f"the file is incomplete (truncated?) or not from this release")
 
 
 def load_titles(paths: Sequence[Path], key: str = "asin", value: str = "title") -> Dict[str, str]:

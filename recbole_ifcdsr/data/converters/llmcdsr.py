@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .common import (
-    INTER_HEADER, ITEM_HEADER, AtomicOutput, ConversionError, check_token,
+    INTER_HEADER, ITEM_HEADER, AtomicOutput, ConversionError, check_complete, check_token,
     check_unique_items, clean_title, dense_id_list, iter_lines, load_plain_pickle,
     load_titles, make_meta, parse_int, require_files, write_items,
 )
@@ -36,7 +36,8 @@ SPLIT_FILES: Tuple[Tuple[str, str, str], ...] = (
 
 def read_counts(path: Path, expected: int) -> List[int]:
     """Read a file of integers, one per line (num.txt / instance_num.txt)."""
-    values = [parse_int(text.strip(), f"{path}:{ln}", "count") for ln, text in iter_lines(path)]
+    # LLMCDSR's instance_num.txt has no final newline; a cut count fails to match the files anyway
+    values = [parse_int(text.strip(), f"{path}:{ln}", "count") for ln, text in iter_lines(path, final_newline=False)]
     if len(values) != expected:
         raise ConversionError(f"{path}: expected {expected} integers, found {len(values)}")
     return values
@@ -85,11 +86,13 @@ def load_llmcdsr_titles(src: Path, derived: Path) -> Dict[str, str]:
 
 def parse_llmcdsr_sequences(path: Path, n_items: int, is_eval: bool = False
                             ) -> Iterator[Tuple[int, List[int]]]:
-    """Yield ``(uid, global 0-based item ids)`` per line; ids must lie in ``0..n_items-1``.
+    """Yield ``(uid, global 0-based item ids)`` per line; ids must lie in ``0..n_items-1``, and user ids
+    increase line by line (as in every LLMCDSR file).
 
     ``is_eval`` only changes the wording: the last item of a valid/test line is a target.
     """
     seen = set()
+    previous = None
     for lineno, text in iter_lines(path):
         where = f"{path}:{lineno}"
         parts = text.rstrip().split("\t")
@@ -98,6 +101,10 @@ def parse_llmcdsr_sequences(path: Path, n_items: int, is_eval: bool = False
         uid = parse_int(parts[0].strip(), where, "user id")
         if uid in seen:
             raise ConversionError(f"{where}: user id {uid} repeated in this file")
+        if previous is not None and uid < previous:
+            raise ConversionError(f"{where}: user id {uid} after {previous}: LLMCDSR's files list users in "
+                                  f"increasing id order")
+        previous = uid
         seen.add(uid)
         tokens = parts[1].strip().split(",")
         items = [parse_int(tok, where, "item id") for tok in tokens]
@@ -128,6 +135,7 @@ def convert_fk_llmcdsr(src: Path, out: Path, derived: Optional[Path] = None) -> 
     n_seq: Dict[str, int] = {"train": 0, "valid": 0, "test": 0}
     n_inter: Dict[str, int] = {"train": 0, "valid": 0, "test": 0}
     train_lines: List[int] = []
+    items_seen: set = set()
     with AtomicOutput(out) as dst:
         with dst.open(f"{NAME}.item") as fh:
             fh.write(ITEM_HEADER + "\n")
@@ -140,6 +148,7 @@ def convert_fk_llmcdsr(src: Path, out: Path, derived: Optional[Path] = None) -> 
                 handles[split].write(INTER_HEADER + "\n")
             fh, before = handles[split], n_seq[split]
             for uid, items in parse_llmcdsr_sequences(src / fname, len(asin_of), split != "train"):
+                items_seen.update(items)
                 for item in items:
                     fh.write(f"{prefix}_{uid}\t{asin_of[item]}\n")
                 n_seq[split] += 1
@@ -147,6 +156,7 @@ def convert_fk_llmcdsr(src: Path, out: Path, derived: Optional[Path] = None) -> 
             if split == "train":
                 train_lines.append(n_seq[split] - before)
         _check_instance_num(src, train_lines)
+        check_complete(src, len(items_seen), len(asin_of), "num.txt", "items in the sequence files")
         meta = make_meta(NAME, SOURCE, SOURCE_COMMIT, DOMAINS, (len(x_items), len(y_items)),
                          n_seq, n_inter, titled, "llmcdsr")
         dst.write_json(f"{NAME}.meta.json", meta)

@@ -1,0 +1,138 @@
+"""What a ``-last`` checkpoint records about its run, and the checks a resume makes.
+
+A checkpoint knows its run: model, dataset, the settings that change the data, the evaluation or
+the model's inputs (:data:`RUN_KEYS`), a SHA-256 of every atomic file and feature store the run
+read, and the shape of every tensor of the model. A resume whose run differs in any of these is
+refused with one line that says which run the checkpoint belongs to; otherwise it would report
+another dataset's numbers under this one's name, or fail deep inside ``load_state_dict``.
+
+It also holds the Python, NumPy and torch random states and the training loader's generator (the
+data order), so a resumed run continues exactly where the interrupted one stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import random
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recbole_ifcdsr import compat
+from recbole_ifcdsr.errors import CheckpointError, CheckpointMismatchError, brief
+from recbole_ifcdsr.features.store import FROZEN_STORE_KEYS, feature_path
+
+FORMAT = 2  # 1: no run record and no random state (before resume was checked)
+#: settings that change which data a run trains and evaluates on, or how it is scored
+RUN_KEYS = ("seed", "USER_ID_FIELD", "ITEM_ID_FIELD", "load_col", "unload_col", "benchmark_filename",
+            "cdsr_recipe", "MAX_ITEM_LIST_LENGTH", "cdsr_negatives", "cdsr_metrics", "cdsr_tie_tolerance")
+
+
+def _plain(value):
+    """Config values as plain, comparable data (tuples as lists, everything else kept or stringified)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_identity(config, dataset, model: torch.nn.Module) -> dict:
+    """The record of this run that every checkpoint carries (see the module docstring)."""
+    selection = config["cdsr_selection"] or {}
+    features = {}
+    for key, switch in FROZEN_STORE_KEYS.items():
+        if config[key] is not None and config[switch]:
+            path = feature_path(config["data_path"], config["dataset"], config[key])
+            if path.is_file():
+                features[path.name] = _file_digest(path)
+    return {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "data_path": str(config["data_path"]),
+        "files": dict(dataset.file_fingerprint),
+        "features": features,
+        "config": {key: _plain(config[key]) for key in RUN_KEYS},
+        "selection": {"mode": selection.get("mode"), "metric": selection.get("metric")},
+        "shapes": {name: list(t.shape) for name, t in model.state_dict().items()},
+    }
+
+
+def _short(digest: str | None) -> str:
+    return "absent" if digest is None else f"sha256 {digest[:12]}"
+
+
+def mismatch(saved: dict, current: dict) -> str | None:
+    """The first difference between a checkpoint's run and this one, in words; None when they agree."""
+    for key in ("model", "dataset"):
+        if saved[key] != current[key]:
+            return f"its {key} is '{saved[key]}', this run's is '{current[key]}'"
+    for key in sorted(set(saved["config"]) | set(current["config"])):
+        old, new = saved["config"].get(key), current["config"].get(key)
+        if old != new:
+            return f"its {key} is {old!r}, this run's is {new!r}"
+    if saved["selection"] != current["selection"]:
+        return f"its model selection is {saved['selection']}, this run's is {current['selection']}"
+    for kind, label in (("files", "data file"), ("features", "feature store")):
+        for name in sorted(set(saved[kind]) | set(current[kind])):
+            old, new = saved[kind].get(name), current[kind].get(name)
+            if old != new:
+                return (f"its {label} {name} ({_short(old)}, read from {saved['data_path']}) differs from this "
+                        f"run's ({_short(new)}, in {current['data_path']})")
+    for name in list(saved["shapes"]) + [n for n in current["shapes"] if n not in saved["shapes"]]:  # model order
+        old, new = saved["shapes"].get(name), current["shapes"].get(name)
+        if old != new:
+            return f"its tensor {name} has shape {old}, this run's model has {new}"
+    return None
+
+
+def load(path: str | os.PathLike, map_location=None) -> dict:
+    """Read a ``-last`` checkpoint this program wrote; one-line CheckpointError when it cannot be used."""
+    try:
+        state = compat.load_checkpoint(path, map_location=map_location)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt ({brief(error)}); "
+                              f"delete it to start afresh") from error
+    if not isinstance(state, dict) or state.get("format") != FORMAT or "run" not in state:
+        raise CheckpointError(f"{path}: written by an older version (no run record), so it cannot be checked against "
+                              f"this run; delete it to start afresh")
+    return state
+
+
+def check_belongs(path: str | os.PathLike, state: dict, current: dict) -> None:
+    """Refuse a checkpoint of another run, saying which run it belongs to."""
+    difference = mismatch(state["run"], current)
+    if difference:
+        run = state["run"]
+        raise CheckpointMismatchError(
+            f"{path} belongs to another run ({run['model']} on {run['dataset']} from {run['data_path']}): {difference}. "
+            f"Resume refused: delete it, choose another --checkpoint_dir, or run without --resume=True")
+
+
+def rng_state() -> dict:
+    """Every random state a training step draws from (Python, NumPy, torch CPU and CUDA)."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

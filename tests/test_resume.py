@@ -1,0 +1,169 @@
+"""Resume: an interrupted run continues bit for bit as if it had never stopped, and a checkpoint of
+another run (other data, settings or shapes), a truncated one or an old one is refused in one line."""
+import logging
+import shutil
+
+import pytest
+import torch
+
+from recbole_ifcdsr import checkpoint, compat
+from recbole_ifcdsr.errors import CheckpointError, CheckpointMismatchError
+from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
+from recbole_ifcdsr.trainer import CrossDomainTrainer
+
+from conftest import SMALL_RUN
+
+TINY = {"IFCDSR": {"id_embedding_size": 8, "n_heads": 1},
+        "SASRec": {"hidden_size": 8, "inner_size": 16, "n_layers": 1, "n_heads": 1}}
+TIMING = ("train_seconds", "train_cpu_seconds", "eval_seconds", "wall_seconds", "config", "stop_reason")
+
+
+class Interrupted(Exception):
+    """Stands for a crash right after a checkpoint was written (deterministic, no signals or timing)."""
+
+
+def settings(data_dir, checkpoint_dir, model="IFCDSR", **extra) -> dict:
+    return {**SMALL_RUN, **TINY[model], "data_path": str(data_dir), "checkpoint_dir": str(checkpoint_dir),
+            "seed": 5, **extra}
+
+
+def last_file(directory, model="IFCDSR"):
+    return directory / f"{model}-fk_abxi-seed5-last.pth"
+
+
+def interrupt_after_epoch(monkeypatch, epoch: int) -> None:
+    write = CrossDomainTrainer._write
+
+    def write_then_crash(self, state, path):
+        write(self, state, path)
+        if path.endswith("-last.pth") and state["epoch"] == epoch:
+            raise Interrupted
+
+    monkeypatch.setattr(CrossDomainTrainer, "_write", write_then_crash)
+
+
+@pytest.mark.parametrize("model", ["IFCDSR", pytest.param("SASRec", marks=pytest.mark.slow)])  # same mechanism,
+# RecBole's prefix view: 15 s more, so it runs with -m slow
+@pytest.mark.integration
+def test_resumed_run_equals_an_uninterrupted_one_bit_for_bit(abxi_small_dir, tmp_path, monkeypatch, model):
+    """Same metrics, same epoch losses, same final weights: dropout's random state and the loader's data
+    order are restored, not re-seeded (before, epoch 1's loss differed after a resume)."""
+    monkeypatch.chdir(tmp_path)  # RecBole writes log/ into the working directory
+    epochs = 2
+    straight = run_recbole_ifcdsr(model, "fk_abxi", config_dict=settings(abxi_small_dir, tmp_path / "a", model, epochs=epochs))
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, 0)
+        with pytest.raises(Interrupted):
+            run_recbole_ifcdsr(model, "fk_abxi", config_dict=settings(abxi_small_dir, tmp_path / "b", model, epochs=epochs))
+    resumed = run_recbole_ifcdsr(model, "fk_abxi",
+                                 config_dict=settings(abxi_small_dir, tmp_path / "b", model, epochs=epochs, resume=True))
+    assert {k: v for k, v in resumed.items() if k not in TIMING} == {k: v for k, v in straight.items() if k not in TIMING}
+    a, b = (compat.load_checkpoint(last_file(tmp_path / d, model)) for d in ("a", "b"))
+    assert len(a["losses"]) == epochs and a["losses"] == b["losses"]  # floats compared exactly
+    assert a["history"] == b["history"]
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+@pytest.fixture(scope="module")
+def one_epoch(abxi_small_dir, tmp_path_factory):
+    """A -last checkpoint of one IFCDSR epoch on the small slice."""
+    directory = tmp_path_factory.mktemp("ckpt")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)
+        run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings(abxi_small_dir, directory, epochs=1))
+    return last_file(directory)
+
+
+def resume_with(tmp_path, one_epoch, data_dir, **extra):
+    directory = tmp_path / "saved"
+    directory.mkdir()
+    shutil.copy(one_epoch, last_file(directory))
+    return run_recbole_ifcdsr("IFCDSR", "fk_abxi",
+                              config_dict=settings(data_dir, directory, epochs=2, resume=True, **extra))
+
+
+@pytest.fixture
+def other_data(abxi_small_dir, tmp_path):
+    """The same dataset name and item file with one user less: same shapes, other data."""
+    root = tmp_path / "other"
+    shutil.copytree(abxi_small_dir, root)
+    inter = root / "fk_abxi" / "fk_abxi.inter"
+    lines = inter.read_text().splitlines(keepends=True)
+    first_user = lines[1].split("\t", 1)[0]
+    inter.write_text("".join([lines[0]] + [line for line in lines[1:] if not line.startswith(first_user + "\t")]))
+    return root
+
+
+@pytest.mark.integration
+def test_a_checkpoint_of_other_data_under_the_same_name_is_refused(one_epoch, other_data, tmp_path, monkeypatch,
+                                                                   abxi_small_dir):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointMismatchError) as info:
+        resume_with(tmp_path, one_epoch, other_data)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{tmp_path / 'saved' / one_epoch.name} belongs to another run (IFCDSR on fk_abxi from "
+                              f"{abxi_small_dir / 'fk_abxi'}): its data file fk_abxi.inter (sha256 ")
+    assert f"in {other_data / 'fk_abxi'})" in message and "Resume refused" in message
+
+
+@pytest.mark.parametrize("extra, difference", [
+    ({"MAX_ITEM_LIST_LENGTH": 10}, "its MAX_ITEM_LIST_LENGTH is 20, this run's is 10"),
+    ({"id_embedding_size": 16}, "its tensor item_embedding.weight has shape [1279, 8], this run's model has [1279, 16]"),
+    ({"multiple_attention": False}, "its tensor id_encoders.x."),
+])
+@pytest.mark.integration
+def test_a_checkpoint_of_other_settings_or_shapes_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch,
+                                                             extra, difference):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointMismatchError, match="belongs to another run") as info:
+        resume_with(tmp_path, one_epoch, abxi_small_dir, **extra)
+    assert difference in str(info.value)
+
+
+@pytest.mark.integration
+def test_a_truncated_checkpoint_is_one_line(one_epoch, abxi_small_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    directory = tmp_path / "saved"
+    directory.mkdir()
+    data = one_epoch.read_bytes()
+    last_file(directory).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"-last\.pth: not a readable checkpoint, truncated or corrupt \(") as info:
+        run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings(abxi_small_dir, directory, epochs=2, resume=True))
+    assert "\n" not in str(info.value) and "delete it to start afresh" in str(info.value)
+
+
+@pytest.mark.integration
+def test_a_checkpoint_without_a_run_record_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    directory = tmp_path / "saved"
+    directory.mkdir()
+    compat.trust_checkpoint_dir(one_epoch.parent)
+    state = compat.load_checkpoint(one_epoch)
+    for key in ("format", "run", "random", "data_order", "losses"):  # what an older version wrote
+        del state[key]
+    torch.save(state, last_file(directory))
+    with pytest.raises(CheckpointError, match="written by an older version .no run record."):
+        run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings(abxi_small_dir, directory, epochs=2, resume=True))
+
+
+@pytest.mark.integration
+def test_resume_without_a_checkpoint_says_so(abxi_small_dir, tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        result = run_recbole_ifcdsr("IFCDSR", "fk_abxi",
+                                    config_dict=settings(abxi_small_dir, tmp_path / "empty", epochs=1, resume=True))
+    assert result["epochs_run"] == 1
+    assert f"resume=True but there is no checkpoint {last_file(tmp_path / 'empty')}: starting from epoch 0" in caplog.text
+
+
+@pytest.mark.integration
+def test_identity_lists_what_the_issue_asks(one_epoch):
+    state = checkpoint.load(one_epoch)
+    run = state["run"]
+    assert (run["model"], run["dataset"]) == ("IFCDSR", "fk_abxi")
+    assert set(run["files"]) == {"fk_abxi.inter", "fk_abxi.item"} and all(len(v) == 64 for v in run["files"].values())
+    assert run["config"]["MAX_ITEM_LIST_LENGTH"] == 20 and run["config"]["seed"] == 5
+    assert run["shapes"]["item_embedding.weight"] == [1279, 8]
+    assert set(state["random"]) == {"python", "numpy", "torch", "cuda"} and state["data_order"] is not None
