@@ -172,18 +172,24 @@ def test_popularity_negatives_are_drawn_by_training_count_plus_one(abxi_slice_di
 @pytest.mark.parametrize("overrides, message", [
     ({"loss_type": "foo"}, "loss_type 'foo' unknown; valid: full, sampled"),
     ({"negative_distribution": "zipf"}, "negative_distribution 'zipf' unknown; valid: uniform, popularity"),
-    ({"num_negatives": 0}, "num_negatives 0 invalid; valid: an integer from 1 to 11837 (branch S^X has 11837 items)"),
-    ({"num_negatives": -5}, "num_negatives -5 invalid; valid: an integer from 1 to 11837"),
-    ({"num_negatives": 11838}, "num_negatives 11838 invalid; valid: an integer from 1 to 11837"),
-    ({"num_negatives": 28096, "multiple_attention": False},
+    ({"num_negatives": 0, "loss_type": "sampled"}, "num_negatives 0 invalid; valid: an integer from 1 to 11837 (branch S^X has 11837 items)"),
+    ({"num_negatives": -5, "loss_type": "sampled"}, "num_negatives -5 invalid; valid: an integer from 1 to 11837"),
+    ({"num_negatives": 11838, "loss_type": "sampled"}, "num_negatives 11838 invalid; valid: an integer from 1 to 11837"),
+    ({"num_negatives": 28096, "multiple_attention": False, "loss_type": "sampled"},
      "num_negatives 28096 invalid; valid: an integer from 1 to 28095 (branch S^{X+Y} has 28095 items)"),
-    ({"num_negatives": "many"}, "num_negatives 'many' invalid; valid: an integer from 1 to 11837"),
+    ({"num_negatives": "many", "loss_type": "sampled"}, "config_dict num_negatives='many': num_negatives must be an integer"),  # Config's type check
     ({"full_loss_tile": 0}, "full_loss_tile 0 invalid; valid: a positive integer"),
 ])
 def test_bad_loss_settings_are_one_line_errors_naming_key_and_valid_values(abxi_slice_dir, overrides, message):
     with pytest.raises(ValueError) as error:
         build(abxi_slice_dir, **overrides)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_the_full_loss_ignores_num_negatives(abxi_slice_dir):
+    """num_negatives is only the sampled loss's: a full-loss run on a small catalog does not fail on it."""
+    _, _, model = build(abxi_slice_dir, loss_type="full", num_negatives=10 ** 6)
+    assert model.loss_type == "full"
 
 
 def test_one_branch_takes_as_many_negatives_as_all_items(abxi_slice_dir):
@@ -196,7 +202,8 @@ def test_the_cli_prints_a_bad_loss_type_as_one_error_line(abxi_slice_dir):
                            f"--data_path={abxi_slice_dir}", "--loss_type=foo", "--show_progress=False", "--state=WARNING"],
                           capture_output=True, text=True, cwd=abxi_slice_dir, timeout=600)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1] == "error: loss_type 'foo' unknown; valid: full, sampled"
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: IFCDSR cannot be built with these settings: loss_type 'foo' unknown; valid: full, sampled")
 
 
 def test_length_groups_cover_every_row_once_and_pad_little(abxi_slice_dir):

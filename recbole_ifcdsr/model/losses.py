@@ -150,7 +150,8 @@ def check_loss_config(config, branch_sizes: dict) -> tuple[str, int, str, int]:
     smallest = min(branch_sizes, key=branch_sizes.get)
     largest_valid = branch_sizes[smallest]
     num = config["num_negatives"]
-    if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= largest_valid:
+    # only the sampled loss draws negatives: a full-loss run on a small catalog must not fail on it
+    if loss_type == "sampled" and (isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= largest_valid):
         raise ValueError(f"num_negatives {num!r} invalid; valid: an integer from 1 to {largest_valid} "
                          f"(branch {smallest} has {largest_valid} items)")
     chunk = config["full_loss_tile"]
