@@ -27,6 +27,7 @@ from recbole_ifcdsr.features.auto import ensure_feature
 from recbole_ifcdsr.features.store import check_stores_fit
 from recbole_ifcdsr.model.abstract import training_view
 from recbole_ifcdsr.registry import get_model, get_trainer
+from recbole_ifcdsr.serving.model_file import write_for_run
 
 
 def _jsonable(value):
@@ -118,6 +119,9 @@ def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_d
     if config["resume"]:
         trainer.resume_from_last(selector)
     run = trainer.fit_cdsr(train_data, evaluator, selector, show_progress=config["show_progress"], saved=saved)
+
+    if saved:  # what serving needs, next to the selected checkpoints (recbole_ifcdsr/serving)
+        logger.info(f"model file written to {write_for_run(config, data, net, trainer.best_model_file)}")
 
     protocol = config["protocol"]
     protocols = list(ALL_PROTOCOLS) if protocol == "both" else [protocol]

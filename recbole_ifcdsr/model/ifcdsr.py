@@ -129,8 +129,15 @@ class IFCDSR(CrossDomainSequentialRecommender):
     def _add_frozen_table(self, config, dataset, key: str, prefix: str) -> None:
         """Load the store ``<prefix>_feature`` as a frozen table with one encoder per branch; the table
         stays off (one warning) when the store is missing or has no unmasked item."""
-        path = feature_path(config["data_path"], config["dataset"], config[f"{prefix}_feature"])
         model = type(self).__name__
+        carried = getattr(dataset, "feature_rows", None)
+        if carried is not None:  # a serving catalog (serving/model_file.py) carries its tables' rows itself
+            if prefix in carried:
+                vectors, mask = carried[prefix]
+                self.frozen[key] = FrozenTable.from_vectors(
+                    vectors, mask, lambda dim: branch_encoders(config, dim, self.max_seq_length, self.branch_names))
+            return
+        path = feature_path(config["data_path"], config["dataset"], config[f"{prefix}_feature"])
         if not path.is_file():
             self.logger.warning(f"{model}: no {prefix} features at {path}; {prefix} branch off")
             return
