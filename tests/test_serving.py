@@ -17,6 +17,7 @@ from recbole_ifcdsr.features.store import feature_path, save_features
 from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
 from recbole_ifcdsr.registry import get_model
 from recbole_ifcdsr import compat
+from recbole_ifcdsr.serving.cli import main
 from recbole_ifcdsr.serving.recommender import Recommender, RecommendError
 
 TINY = {**SMALL_RUN, "epochs": 1, "id_embedding_size": 16, "text_feature": "text", "item_features": {}}
@@ -42,9 +43,25 @@ def train(model: str, source, tmp_path_factory, text: bool = False):
     return root, root / "saved" / f"{model}-fk_abxi-seed{settings.get('seed', 2020)}-model.pth", history, settings
 
 
+_TRAINED: dict = {}  # model -> what train() returned, shared by the tests of this module
+
+
+def trained_model(model: str, source, tmp_path_factory):
+    if model not in _TRAINED:
+        _TRAINED[model] = (model, *train(model, source, tmp_path_factory, text=model == "LLMEMF"))
+    return _TRAINED[model]
+
+
 @pytest.fixture(scope="module", params=["IFCDSR", "LLMEMF", "SASRec"])
 def trained(request, abxi_small_dir, tmp_path_factory):
-    return (request.param, *train(request.param, abxi_small_dir, tmp_path_factory, text=request.param == "LLMEMF"))
+    return trained_model(request.param, abxi_small_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def ifcdsr_file(abxi_small_dir, tmp_path_factory):
+    """(model file, a real history) of the one-epoch IFCDSR."""
+    _, _, path, history, _ = trained_model("IFCDSR", abxi_small_dir, tmp_path_factory)
+    return path, history
 
 
 def expected_scores(model: str, settings: dict, best_file, history_ids: list, domain: int):
@@ -82,7 +99,8 @@ def test_model_file_serves_without_the_dataset_folder(trained):
               for line in (root / "data/fk_abxi/fk_abxi.item").read_text().splitlines()[1:]}
     x_items = {t for t, i in token2id.items() if i and data.item_domain[i] == 0}
     del data
-    shutil.rmtree(root / "data")
+    shutil.rmtree(root / "data")  # the data is gone: the model file alone serves
+    assert not (root / "data").exists()
 
     recommender = Recommender.load(path)
     for name, domain_name in (("X", "Grocery"), ("Y", "Kitchen")):
@@ -111,3 +129,68 @@ def test_batch_form_equals_single_requests(trained):
         assert [r["item"] for r in rec.items] == [r["item"] for r in single.items]
         assert [r["score"] for r in rec.items] == pytest.approx([r["score"] for r in single.items], rel=1e-5)
     assert batch[2].unknown == ["UNKNOWN"]
+
+
+@pytest.mark.e2e
+def test_cli_single_history_and_jsonl_batch(ifcdsr_file, tmp_path):
+    """Through the command line (the alias the lead wires as ``python -m recbole_ifcdsr recommend``)."""
+    path, history = ifcdsr_file
+    single = subprocess.run([sys.executable, "-m", "recbole_ifcdsr.serving", "--checkpoint", str(path),
+                             "--history", ",".join(history + ["NOPE"]), "--domain", "Grocery", "--k", "3"],
+                            capture_output=True, text=True, check=True)
+    answer = json.loads(single.stdout)
+    assert answer["unknown"] == ["NOPE"] and len(answer["items"]) == 3
+    assert set(answer["items"][0]) == {"item", "score", "domain", "title"}
+    assert answer == Recommender.load(path).recommend(history + ["NOPE"], "X", k=3).as_dict()
+
+    requests = tmp_path / "histories.jsonl"
+    requests.write_text(json.dumps({"history": history}) + "\n\n" + json.dumps({"history": history[:2], "domain": "Y", "k": 2}) + "\n")
+    out = tmp_path / "recs.jsonl"
+    assert main(["--checkpoint", str(path), "--input", str(requests), "--output", str(out), "--domain", "X"]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    recommender = Recommender.load(path)
+    assert lines == [recommender.recommend(history, "X").as_dict(), recommender.recommend(history[:2], "Y", k=2).as_dict()]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--history", "NOPE1,NOPE2", "--domain", "X"], "error: history has no item this model knows (2 tokens: NOPE1, NOPE2)"),
+    (["--domain", "Books"], "error: unknown domain 'Books'; valid: X (Grocery), Y (Kitchen)"),
+    (["--domain", "X", "--k", "0"], "error: k must be an integer from 1 to 585 (the items of domain X), got 0"),
+    (["--domain", "Y", "--k", "694"], "error: k must be an integer from 1 to 693 (the items of domain Y), got 694"),
+])
+@pytest.mark.integration
+def test_cli_bad_requests_are_one_line(ifcdsr_file, capsys, args, message):
+    path, history = ifcdsr_file
+    if "--history" not in args:
+        args = args + ["--history", ",".join(history)]
+    assert main(["--checkpoint", str(path), *args]) == 2
+    assert capsys.readouterr().err == message + "\n"
+
+
+@pytest.mark.integration
+def test_cli_bad_input_line_and_bad_files_are_one_line(ifcdsr_file, tmp_path, capsys):
+    path, history = ifcdsr_file
+    requests = tmp_path / "in.jsonl"
+    requests.write_text(json.dumps({"history": history}) + "\n" + json.dumps({"history": ["GONE"]}) + "\n")
+    assert main(["--checkpoint", str(path), "--input", str(requests), "--domain", "X", "--output", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == f"error: {requests}:2: history has no item this model knows (1 token: GONE)\n"
+    assert not (tmp_path / "o").exists()  # nothing half-written
+    requests.write_text('{"history": "B0001"}\n')
+    assert main(["--checkpoint", str(path), "--input", str(requests), "--domain", "X"]) == 2
+    assert capsys.readouterr().err == f"error: {requests}:1: history: expected a list of item tokens\n"
+
+    missing = tmp_path / "none.pth"
+    assert main(["--checkpoint", str(missing), "--history", "a", "--domain", "X"]) == 2
+    assert capsys.readouterr().err == (f"error: {missing}: no such model file (run writes "
+                                       f"<model>-<dataset>-seed<N>-model.pth next to its checkpoints)\n")
+    best = path.with_name(path.name.replace("-model.pth", "-best_X.pth"))
+    assert main(["--checkpoint", str(best), "--history", "a", "--domain", "X"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {best}: not a readable model file (UnpicklingError: Weights only load failed") and err.count("\n") == 1
+
+
+@pytest.mark.integration
+def test_history_must_be_a_list(ifcdsr_file):
+    path, _ = ifcdsr_file
+    with pytest.raises(RecommendError, match="history must be a list of item tokens"):
+        Recommender.load(path).recommend("B0001,B0002", "X")

@@ -75,7 +75,8 @@ class Recommender:
         unknown = [t for t in history if t not in token2id or token2id[t] == 0]
         if not known:
             shown = ", ".join(map(str, list(history)[:5])) or "(empty)"
-            raise RecommendError(f"history has no item this model knows ({len(history)} tokens: {shown})")
+            n = len(history)
+            raise RecommendError(f"history has no item this model knows ({n} token{'' if n == 1 else 's'}: {shown})")
         return known, unknown
 
     def recommend(self, history: list, domain: str, k: int = 10, exclude_seen: bool = True) -> Recommendation:
