@@ -113,6 +113,7 @@ class IFCDSR(CrossDomainSequentialRecommender):
         self.register_buffer("domain_position", position)  # an item's index in its domain's item list
         self.register_buffer("all_items", torch.arange(1, self.n_items))
         counts = torch.as_tensor(dataset.train_item_counts()) if distribution == "popularity" else None
+        self.untrained = None  # bool [n_items] once add_items has added items (serving only; not saved)
         self.sampler = NegativeSampler(distribution, num_negatives,
                                        {b: self.branch_items(b) for b in self.branch_names}, counts)
 
@@ -238,6 +239,52 @@ class IFCDSR(CrossDomainSequentialRecommender):
                 out[branch] = BranchOutput(self._encode(branch, sub, lengths, False, id_rows), None, lengths > 0)
         return out
 
+    # ---- cold start (serving) -----------------------------------------------------------------
+    @torch.no_grad()
+    def add_items(self, domains: torch.Tensor, rows: dict) -> torch.Tensor:
+        """Append items nobody has interacted with (serving a trained model) and return their ids.
+
+        ``domains``: [m] 0 (X) / 1 (Y); ``rows``: frozen table key -> (vectors [m, dim], mask [m]). Each new
+        item needs a row in at least one loaded frozen table; its ID row is a zero placeholder that no score
+        reads (``fused_log_probs``'s ``untrained``: the ID slot takes the frozen tables' probability).
+        """
+        m = len(domains)
+        unknown = set(rows) - set(self.frozen)
+        if unknown or not self.frozen:
+            raise ValueError(f"{type(self).__name__} has frozen tables {sorted(self.frozen) or 'none'}; "
+                             f"new items need rows in one of them (got {sorted(rows)})")
+        covered = torch.zeros(m, dtype=torch.bool)
+        for key, (vectors, mask) in rows.items():
+            if self.active_weights().get(key, 0) > 0:
+                covered |= torch.as_tensor(mask, dtype=torch.bool)
+        if not bool(covered.all()):
+            raise ValueError(f"{int((~covered).sum())} new items have no row in a frozen table with fusion weight > 0")
+        device = self.item_embedding.weight.device
+        new_ids = torch.arange(self.n_items, self.n_items + m, device=device)
+        self.item_embedding.weight = nn.Parameter(torch.cat([self.item_embedding.weight,
+                                                             self.item_embedding.weight.new_zeros((m, self.item_embedding.embedding_dim))]))
+        self.item_embedding.num_embeddings += m
+        for key, table in self.frozen.items():
+            vectors, mask = rows.get(key, (torch.zeros((m, table.dim)), torch.zeros(m, dtype=torch.bool)))
+            mask = torch.as_tensor(mask, dtype=torch.bool, device=device)
+            vectors = F.normalize(torch.as_tensor(vectors, dtype=table.table.dtype, device=device), dim=1) * mask.unsqueeze(1)
+            table.table = torch.cat([table.table, vectors])
+            table.mask = torch.cat([table.mask, mask])
+        domains = torch.as_tensor(domains, dtype=torch.long, device=device)
+        self.item_domain = torch.cat([self.item_domain, domains])
+        self.domain_items_x = torch.cat([self.domain_items_x, new_ids[domains == X]])
+        self.domain_items_y = torch.cat([self.domain_items_y, new_ids[domains == Y]])
+        position = torch.zeros(self.n_items + m, dtype=torch.long, device=device)
+        for d in (X, Y):
+            items = self.domain_items(d)
+            position[items] = torch.arange(len(items), device=device)
+        self.domain_position = position
+        self.all_items = torch.arange(1, self.n_items + m, device=device)
+        untrained = self.untrained if self.untrained is not None else torch.zeros(self.n_items, dtype=torch.bool, device=device)
+        self.untrained = torch.cat([untrained, torch.ones(m, dtype=torch.bool, device=device)])
+        self.n_items += m
+        return new_ids
+
     # ---- scores and losses -------------------------------------------------------------------
     def _item_rows(self, items: torch.Tensor, id_rows: RowLookup | None = None) -> tuple[dict, dict]:
         """Rows of ``items`` per table (the ID rows normalised: cosine similarity) and the feature masks;
@@ -253,7 +300,8 @@ class IFCDSR(CrossDomainSequentialRecommender):
         weights = self.active_weights()
         rows, featured = self._item_rows(items)
         logits = {t: output.vectors[t] @ rows[t].T / self.temperature for t in rows if t == "id" or t in weights}
-        probs = fused_log_probs(logits, featured, weights).exp()  # eqs. (3)-(6), (8)
+        untrained = self.untrained[items] if self.untrained is not None else None  # items added by add_items
+        probs = fused_log_probs(logits, featured, weights, untrained=untrained).exp()  # eqs. (3)-(6), (8)
         return torch.where(output.present.unsqueeze(1), probs, torch.full_like(probs, 1.0 / len(items)))
 
     def _full_nll(self, branches: dict) -> dict:

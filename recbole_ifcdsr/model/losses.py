@@ -27,28 +27,60 @@ LOSS_TYPES = ("full", "sampled")
 NEGATIVE_DISTRIBUTIONS = ("uniform", "popularity")
 
 
-def fused_log_probs(logits: dict, featured: dict, weights: dict, present: torch.Tensor | None = None) -> torch.Tensor:
+def fused_log_probs(logits: dict, featured: dict, weights: dict, present: torch.Tensor | None = None,
+                    untrained: torch.Tensor | None = None) -> torch.Tensor:
     """log P over the candidates (last dimension) from per-table logits.
 
     ``logits``: table -> [..., C] (cosine / temperature, logQ-corrected when sampled); ``featured``:
     frozen table -> bool, broadcastable to the logits (item has a feature); ``weights``: table -> weight
-    (renormalised, > 0); ``present``: bool like the logits, False for a candidate not in the set.
+    (renormalised, > 0); ``present``: bool like the logits, False for a candidate not in the set;
+    ``untrained``: bool [C], items added after training (serving's cold start), see ``_untrained_id_slot``.
     """
     id_logits = logits["id"] if present is None else logits["id"].masked_fill(~present, MASKED)
+    if untrained is not None:
+        id_logits = id_logits.masked_fill(untrained, MASKED)  # an untrained ID row is never read
     log_p_id = torch.log_softmax(id_logits, dim=-1)  # eqs. (3), (4), (8): softmax of the cosine per branch
 
-    def table_log_probs(table: str) -> torch.Tensor:
+    def table_log_probs(table: str, base: torch.Tensor) -> torch.Tensor:
         if table == "id":
-            return log_p_id
+            return base
         has = featured[table] if present is None else featured[table] & present
         table_logits = logits[table].masked_fill(~has, MASKED)
-        featured_mass = torch.logsumexp(log_p_id.masked_fill(~has, MASKED), dim=-1, keepdim=True)
-        return torch.where(has, torch.log_softmax(table_logits, dim=-1) + featured_mass, log_p_id)  # eq. (5)
+        featured_mass = torch.logsumexp(base.masked_fill(~has, MASKED), dim=-1, keepdim=True)
+        return torch.where(has, torch.log_softmax(table_logits, dim=-1) + featured_mass, base)  # eq. (5)
 
+    if untrained is not None and bool(untrained.any()):
+        log_p_id = _untrained_id_slot(log_p_id, table_log_probs, weights, untrained)
     if len(weights) == 1:
-        return table_log_probs(next(iter(weights)))
-    terms = [math.log(w) + table_log_probs(t) for t, w in weights.items()]
+        return table_log_probs(next(iter(weights)), log_p_id)
+    terms = [math.log(w) + table_log_probs(t, log_p_id) for t, w in weights.items()]
     return torch.logsumexp(torch.stack(terms), dim=0)  # eq. (6): P = sum_t w_t P_t
+
+
+#: fixed-point iterations of the untrained rule; each shrinks the error by at most the frozen tables' share
+#: of the untrained items times the ID mass outside the featured items (tiny for a few new items)
+UNTRAINED_ITERATIONS = 50
+
+
+def _untrained_id_slot(log_p_known: torch.Tensor, table_log_probs, weights: dict, untrained: torch.Tensor) -> torch.Tensor:
+    """The ID slot of items without a trained ID row: the neutral rule the other way round.
+
+    A frozen table's slot gives an item without a feature its ID probability; here an item without a
+    trained ID row gets the frozen tables' probability in the ID slot (their mix, weights renormalised
+    over the frozen tables), and the ID softmax only redistributes the rest among trained items. The
+    frozen tables' probabilities depend on the ID slot's mass of their featured items, so the slot is
+    the fixed point of ``slot(n) = content(n)``, ``slot(i) = softmax_trained(i) * (1 - sum_n slot(n))``.
+    """
+    content = {t: w for t, w in weights.items() if t != "id"}
+    if not content:
+        raise ValueError("items without a trained ID row need a frozen table with fusion weight > 0")
+    total = sum(content.values())
+    slot = log_p_known
+    for _ in range(UNTRAINED_ITERATIONS):
+        mix = torch.logsumexp(torch.stack([math.log(w / total) + table_log_probs(t, slot) for t, w in content.items()]), 0)
+        new_mass = torch.logsumexp(mix.masked_fill(~untrained, MASKED), dim=-1, keepdim=True).clamp(max=0.0)
+        slot = torch.where(untrained, mix, log_p_known + torch.log1p(-new_mass.exp()))
+    return slot
 
 
 def full_nll(vectors: dict, targets: torch.Tensor, rows: dict, featured: dict, weights: dict,

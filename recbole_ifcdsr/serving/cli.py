@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True, help="model file written by run (<stem>-model.pth)")
     parser.add_argument("--domain", required=True, help="X, Y or the domain's name")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--new_items", help="TSV with header item, domain[, title]: items added before recommending "
+                        "(titles encoded with the text store's encoder)")
     parser.add_argument("--include_seen", action="store_true", help="keep history items among the results")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--history", help="comma-separated item tokens, oldest first")
@@ -48,6 +50,27 @@ def _read_requests(path: str) -> list[dict]:
     return requests
 
 
+def read_new_items(path: str) -> list[dict]:
+    """Rows of a new-items TSV (header ``item``, ``domain`` and optionally ``title``) as add_items dicts."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    header = [name.split(":")[0] for name in lines[0].split("\t")] if lines else []
+    missing = {"item", "domain"} - set(header)
+    if missing:
+        raise DataError(f"{path}:1: header needs columns item and domain (and optionally title); missing {sorted(missing)}")
+    items = []
+    for number, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise DataError(f"{path}:{number}: {len(fields)} fields, the header has {len(header)}")
+        items.append(dict(zip(header, fields)))
+    if not items:
+        raise DataError(f"{path}: no new items")
+    return items
+
+
 def _write_lines(path: str, lines: list[str]) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -60,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def serve() -> int:
         recommender = Recommender.load(args.checkpoint)
+        if args.new_items:
+            recommender.add_items(read_new_items(args.new_items))
         exclude = not args.include_seen
         if args.history is not None:
             history = [t.strip() for t in args.history.split(",") if t.strip()]

@@ -17,6 +17,7 @@ import torch
 from recbole_ifcdsr import compat
 from recbole_ifcdsr.data.dataset import DOMAINS
 from recbole_ifcdsr.errors import CheckpointError, brief
+from recbole_ifcdsr.features.store import feature_path, load_features
 from recbole_ifcdsr.registry import get_model
 
 FORMAT = "recbole_ifcdsr model file 1"
@@ -69,7 +70,15 @@ def build_payload(config, dataset, model, best_states: dict) -> dict:
     prefix_of = {key: prefix for tables in declared for key, prefix in tables.items()}
     feature_rows = {}
     for key, table in getattr(model, "frozen", {}).items():
-        feature_rows[prefix_of[key]] = {"vectors": table.table.detach().cpu().clone(), "mask": table.mask.detach().cpu().clone()}
+        prefix = prefix_of[key]
+        feature = config[f"{prefix}_feature"]
+        store = feature_path(config["data_path"], config["dataset"], feature)
+        feature_rows[prefix] = {
+            "key": key, "vectors": table.table.detach().cpu().clone(), "mask": table.mask.detach().cpu().clone(),
+            # how the store was encoded, so cold-start titles go through the same encoder
+            "feature": str(feature), "spec": _plain((config["item_features"] or {}).get(feature)),
+            "meta": _plain(load_features(store)[3]) if store.is_file() else None,
+        }
     weights, shared = {}, None
     for d in DOMAINS:
         state = {k: v.detach().cpu() for k, v in best_states[d].items()}
@@ -147,7 +156,8 @@ class ServingCatalog:
         self.domain_items = [items.numpy() for items in payload["domain_items"]]
         self.counts = payload["train_counts"].numpy()
         self.field2token_id = {self.iid_field: {t: i for i, t in enumerate(self.tokens)}}
-        self.feature_rows = {p: (rows["vectors"], rows["mask"]) for p, rows in payload["feature_rows"].items()}
+        self.tables = dict(payload["feature_rows"])  # prefix -> rows, key, encoder spec and store meta
+        self.feature_rows = {p: (rows["vectors"], rows["mask"]) for p, rows in self.tables.items()}
 
     @property
     def item_num(self) -> int:
@@ -160,6 +170,20 @@ class ServingCatalog:
 
     def train_item_counts(self) -> np.ndarray:
         return self.counts
+
+    def append(self, items: list, domains: list, ids: list) -> None:
+        """Items a model has just added (cold start): tokens, titles and domains at their new ids."""
+        if ids != list(range(self.item_num, self.item_num + len(items))):
+            raise RuntimeError(f"new item ids {ids[:3]}... do not follow the catalog's {self.item_num} items")
+        token2id = self.field2token_id[self.iid_field]
+        for item, item_id in zip(items, ids):
+            self.tokens.append(item["item"])
+            self.titles.append(item.get("title") or "")
+            token2id[item["item"]] = item_id
+        self.item_domain = np.concatenate([self.item_domain, np.asarray(domains, dtype=np.int8)])
+        for d in range(len(self.domain_items)):
+            added = [i for i, dom in zip(ids, domains) if dom == d]
+            self.domain_items[d] = np.concatenate([self.domain_items[d], np.asarray(added, dtype=np.int64)])
 
 
 def build_models(payload: dict, device: str = "cpu") -> tuple[dict, ServingCatalog]:

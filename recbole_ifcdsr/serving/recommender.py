@@ -40,6 +40,7 @@ class Recommender:
         self.models, self.catalog = build_models(payload, device)
         self.model_name, self.dataset = payload["model"], payload["dataset"]
         self.device = device
+        self._text_encoder = None  # built on the first title to encode
         self.domain_names = dict(payload["config"].get("domains") or {})
         self.max_len = int(payload["config"]["MAX_ITEM_LIST_LENGTH"])
         first = self.models[DOMAINS[0]]
@@ -49,6 +50,67 @@ class Recommender:
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> "Recommender":
         """Read a model file written by ``run``; needs neither the dataset folder nor RecBole's data classes."""
         return cls(read_model_file(path), device)
+
+    # ---- cold start ----------------------------------------------------------------------------
+    def add_items(self, items: list) -> list:
+        """Make items nobody has interacted with recommendable through the frozen tables.
+
+        ``items``: dicts with ``item`` (a new token), ``domain`` (X, Y or its name), and ``title`` (encoded
+        with the encoder that built the text store, read from the model file) and/or ``vectors``
+        (``{table prefix, e.g. "text" or "image": [floats]}``). Their untrained ID entry neither rewards nor
+        punishes them (``model/losses.py``, ``_untrained_id_slot``). Returns their tokens.
+        """
+        token2id = self.catalog.field2token_id[self.catalog.iid_field]
+        tables = self.catalog.tables
+        seen, domains = set(), []
+        for number, item in enumerate(items, 1):
+            token = item.get("item")
+            if not isinstance(token, str) or not token:
+                raise RecommendError(f"new item {number}: 'item' must be a non-empty token")
+            if token in token2id or token in seen:
+                raise RecommendError(f"new item {number}: '{token}' is already in the catalog")
+            unknown = set(item.get("vectors") or {}) - set(tables)
+            if unknown:
+                raise RecommendError(f"new item {number} ('{token}'): no frozen table {sorted(unknown)} in this "
+                                     f"model; its tables: {sorted(tables) or 'none'}")
+            seen.add(token)
+            domains.append(self.domain_index(item.get("domain", "")))
+        rows = {}
+        for prefix, info in tables.items():
+            dim = info["vectors"].size(1)
+            vectors, mask = torch.zeros((len(items), dim)), torch.zeros(len(items), dtype=torch.bool)
+            for i, item in enumerate(items):
+                given = (item.get("vectors") or {}).get(prefix)
+                if given is None and prefix == "text" and item.get("title"):
+                    given = self._encode_title(info, item["title"])
+                if given is not None:
+                    given = torch.as_tensor(given, dtype=torch.float32).flatten()
+                    if given.numel() != dim or not bool(torch.isfinite(given).all()):
+                        raise RecommendError(f"new item '{item['item']}': {prefix} vector must be {dim} finite numbers")
+                    vectors[i], mask[i] = given, True
+            rows[info["key"]] = (vectors, mask)
+        for model in {id(m): m for m in self.models.values()}.values():
+            if not hasattr(model, "add_items"):
+                raise RecommendError(f"{self.model_name} has no frozen content table, so it cannot score new items "
+                                     f"(IFCDSR with image features, LLMEMF)")
+            try:
+                new_ids = model.add_items(torch.as_tensor(domains), rows)
+            except ValueError as error:
+                raise RecommendError(f"{self.model_name} cannot add items: {error}") from error
+        self.catalog.append(items, domains, new_ids.tolist())
+        return [item["item"] for item in items]
+
+    def _encode_title(self, info: dict, title: str) -> list:
+        """A title through the text store's own encoder (its spec is in the model file)."""
+        if not info.get("spec"):
+            described = (info.get("meta") or {}).get("encoder", "unknown")
+            raise RecommendError(f"the text table's store '{info['feature']}' (encoder {described}) names no encoder "
+                                 f"under item_features; give the new items' text vectors instead of titles")
+        if self._text_encoder is None:
+            from recbole_ifcdsr.features.encoders import build_encoder
+
+            self._text_encoder = build_encoder({**info["spec"], "device": "cpu"}, allow_download=False)
+        return self._text_encoder.encode([self._text_encoder.prepare(title)])[0].tolist()
 
     # ---- requests ------------------------------------------------------------------------------
     def domain_index(self, domain: str) -> int:
