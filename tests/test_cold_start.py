@@ -123,3 +123,37 @@ def test_cli_new_items_tsv(llmemf, tmp_path, capsys):
     tsv.write_text("item\ttitle\nNEW-1\tpan\n")
     assert main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "Y", "--new_items", str(tsv)]) == 2
     assert capsys.readouterr().err == f"error: {tsv}:1: header needs columns item and domain (and optionally title); missing ['domain']\n"
+
+
+@pytest.mark.slow  # MiniLM encodes the slice's 1,278 titles first (about a minute on 2 shared cores)
+@pytest.mark.e2e
+def test_new_item_titles_go_through_the_stores_own_encoder(abxi_small_dir, tmp_path_factory, tmp_path, capsys):
+    """LLMEMF with its default MiniLM text store: a new item titled like an existing one gets that item's
+    text row, so the title was encoded exactly as the store was."""
+    from test_serving import TINY, train
+
+    settings_without_store = {k: v for k, v in TINY.items() if k not in ("text_feature", "item_features")}
+    import test_serving
+    original = test_serving.TINY
+    test_serving.TINY = settings_without_store  # the model YAML's text_minilm store, built on first use
+    try:
+        root, path, history, _ = train("LLMEMF", abxi_small_dir, tmp_path_factory)
+    finally:
+        test_serving.TINY = original
+    recommender = Recommender.load(path)
+    model = recommender.models["Y"]
+    existing = next(i for i in recommender.catalog.domain_items[1].tolist() if recommender.catalog.titles[i])
+    title = recommender.catalog.titles[existing]
+    recommender.add_items([{"item": "NEW-TWIN", "domain": "Y", "title": title}])
+    new_id = recommender.catalog.field2token_id["item_id"]["NEW-TWIN"]
+    assert torch.allclose(model.frozen["txt"].table[new_id], model.frozen["txt"].table[existing], atol=1e-5)
+
+    tsv = tmp_path / "items.tsv"
+    tsv.write_text(f"item\tdomain\ttitle\nNEW-1\tY\t{title}\n")
+    assert main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "Y", "--k", "5000",
+                 "--new_items", str(tsv)]) == 2  # k larger than the domain (693 + 1)
+    err = capsys.readouterr().err  # (the encoder's own loading bar comes first)
+    assert err.splitlines()[-1] == "error: k must be an integer from 1 to 694 (the items of domain Y), got 5000"
+    assert main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "Y", "--k", "694",
+                 "--new_items", str(tsv)]) == 0
+    assert "NEW-1" in {r["item"] for r in json.loads(capsys.readouterr().out)["items"]}
