@@ -52,7 +52,7 @@ def trained_model(model: str, source, tmp_path_factory):
     return _TRAINED[model]
 
 
-@pytest.fixture(scope="module", params=["IFCDSR", "LLMEMF", "SASRec"])
+@pytest.fixture(scope="module", params=["IFCDSR", "LLMEMF", "SASRec", "Pop"])
 def trained(request, abxi_small_dir, tmp_path_factory):
     return trained_model(request.param, abxi_small_dir, tmp_path_factory)
 

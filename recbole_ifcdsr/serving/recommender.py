@@ -41,6 +41,7 @@ class Recommender:
         self.model_name, self.dataset = payload["model"], payload["dataset"]
         self.device = device
         self._text_encoder = None  # built on the first title to encode
+        self._domain_cache: dict = {}
         self.domain_names = dict(payload["config"].get("domains") or {})
         self.max_len = int(payload["config"]["MAX_ITEM_LIST_LENGTH"])
         first = self.models[DOMAINS[0]]
@@ -98,6 +99,7 @@ class Recommender:
             except ValueError as error:
                 raise RecommendError(f"{self.model_name} cannot add items: {error}") from error
         self.catalog.append(items, domains, new_ids.tolist())
+        self._domain_cache = {}
         return [item["item"] for item in items]
 
     def _encode_title(self, info: dict, title: str) -> list:
@@ -111,6 +113,15 @@ class Recommender:
 
             self._text_encoder = build_encoder({**info["spec"], "device": "cpu"}, allow_download=False)
         return self._text_encoder.encode([self._text_encoder.prepare(title)])[0].tolist()
+
+    def _domain_index(self, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the domain's item ids, each item's column among them or -1), cached until items are added."""
+        if d not in self._domain_cache:
+            items = torch.as_tensor(self.catalog.domain_items[d])
+            position = torch.full((self.catalog.item_num,), -1, dtype=torch.long)
+            position[items] = torch.arange(len(items))
+            self._domain_cache[d] = (items, position)
+        return self._domain_cache[d]
 
     # ---- requests ------------------------------------------------------------------------------
     def domain_index(self, domain: str) -> int:
@@ -161,13 +172,12 @@ class Recommender:
             lengths[i] = len(kept)
         batch = {self.seq_field: seq.to(self.device), self.len_field: lengths.to(self.device)}
         scores = self.models[DOMAINS[d]].full_sort_predict(batch).view(len(requests), -1).float().cpu()
-        items = torch.as_tensor(self.catalog.domain_items[d])
+        items, position = self._domain_index(d)
         scores = scores[:, items]
         if exclude_seen:
-            position = {int(item): j for j, item in enumerate(items)}
             for i, (known, _) in enumerate(requests):
-                seen = [position[item] for item in set(known) if item in position]
-                scores[i, seen] = -torch.inf
+                seen = position[torch.as_tensor(known)]
+                scores[i, seen[seen >= 0]] = -torch.inf
         top_scores, top = scores.topk(k, dim=1)
         name = self.domain_names.get(DOMAINS[d], DOMAINS[d])
         out = []
