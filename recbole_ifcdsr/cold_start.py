@@ -11,7 +11,8 @@
 2. Each (model, seed) is one ``run`` on it (results JSON in ``<out>/runs``; a finished run is reused).
 3. Test cases are re-scored with each domain's selected weights through the same evaluator (full ranking
    and the dataset's sampled protocol), then split into cases whose target is a held-out item (cold) and
-   the rest. LLMEMF is scored twice: as trained (held-out items keep their never-trained, random ID rows)
+   the rest (the re-scored cases must reproduce each run's own test numbers, or the script stops).
+   LLMEMF is scored twice: as trained (held-out items keep their never-trained, random ID rows)
    and with the untrained rule (``model/losses.py``: their ID slot takes the text table's probability, as
    for items added at serving time). IFCDSR here has no image store, so it has no content table and no
    rule variant.
@@ -93,6 +94,7 @@ def case_ranks(model_name: str, settings: dict, checkpoint_dir: Path, seed: int,
     cases = data.eval_cases("test")
     domains = np.asarray(cases.target_domains)
     is_cold = np.isin(np.asarray(cases.targets), cold_ids.numpy())
+    compat.trust_checkpoint_dir(checkpoint_dir)  # this script's own runs wrote them
     out = {}
     for d, name in enumerate(DOMAINS):
         path = checkpoint_dir / f"{model_name}-fk_llmcdsr-seed{seed}-best_{name}.pth"
@@ -100,7 +102,17 @@ def case_ranks(model_name: str, settings: dict, checkpoint_dir: Path, seed: int,
         evaluator.evaluate(net, "test")
         for protocol, ranks in evaluator.last_ranks["test"].items():
             out.setdefault(protocol, np.zeros(len(domains)))[domains == d] = ranks[domains == d]
-    return {p: (r, is_cold) for p, r in out.items()}
+    return {p: (r, is_cold, domains) for p, r in out.items()}
+
+
+def check_reproduces_run(results: dict, protocol: str, ranks: np.ndarray, domains: np.ndarray, metric_fn) -> None:
+    """The re-scored cases must give the run's own test numbers per domain, or the split is not of them."""
+    for d, name in enumerate(("X", "Y")):
+        own = results[protocol]["test"][name]
+        again = metric_fn(ranks[domains == d], METRICS)
+        if any(abs(own[m] - again[m]) > 1e-9 for m in METRICS):
+            raise RuntimeError(f"{results['model']} seed {results['seed']} {protocol} {name}: re-scored {again} "
+                               f"differ from the run's {({m: own[m] for m in METRICS})}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                          "results_file": str(results)})
                 variants = [(model, False)] + ([(f"{model} + untrained rule", True)] if model == "LLMEMF" else [])
                 for label, rule in variants:
-                    for protocol, (ranks, is_cold) in case_ranks(model, settings, out / "saved", seed, cold, rule).items():
+                    for protocol, (ranks, is_cold, domains) in case_ranks(model, settings, out / "saved", seed, cold, rule).items():
+                        if not rule:
+                            check_reproduces_run(json.loads(results.read_text()), protocol, ranks, domains, metrics_from_ranks)
                         for group, mask in (("cold", is_cold), ("other", ~is_cold)):
                             rows.setdefault((label, protocol, group), []).append(metrics_from_ranks(ranks[mask], METRICS))
                             rows[(label, protocol, group, "n")] = int(mask.sum())
