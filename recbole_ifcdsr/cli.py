@@ -7,6 +7,7 @@ Commands::
     features  build frozen item feature stores (CLIP images, MiniLM or CLIP texts)
     enrich    enrich item titles with an LLM, for text features
     convert   turn a CDSR release or raw Amazon reviews into RecBole atomic files
+    recommend the next items of a domain for live histories, from a trained model file
 
 ``<command> --help`` lists a command's options.
 
@@ -51,6 +52,7 @@ COMMANDS: dict[str, Command] = {
     "features": Command("recbole_ifcdsr.features.cli", "build frozen item feature stores (images, texts)"),
     "enrich": Command("recbole_ifcdsr.enrich.cli", "enrich item titles with an LLM, for text features"),
     "convert": Command("recbole_ifcdsr.data.convert", "turn a CDSR release or raw Amazon reviews into atomic files"),
+    "recommend": Command("recbole_ifcdsr.serving.cli", "the next items of a domain for live histories, from a model file"),
 }
 
 

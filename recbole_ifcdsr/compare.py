@@ -98,13 +98,24 @@ def cell_request(model: str, dataset: str, seed: int, config_files: list[str], o
     """What defines a cell; its hash decides whether a stored result can be reused."""
     files = {f: _digest(Path(f)) for f in config_files}
     request = {"model": model, "dataset": dataset, "seed": seed, "config_files": files, "overrides": sorted(overrides)}
-    # the plug-in's own defaults the run reads: a changed default must not reuse an old result
-    defaults = {name: _digest(path) for name, path in default_properties(model, dataset).items()}
+    # the plug-in's own defaults the run reads (model YAML along the class hierarchy): a changed default
+    # must not reuse an old result
+    defaults = {name: _digest(path) for name, path in default_properties(model, dataset, _model_yaml_names(model)).items()}
     if defaults:
         request["defaults"] = defaults
     if label and label != model:
         request["label"] = label
     return request
+
+
+def _model_yaml_names(model: str) -> list[str]:
+    from recbole_ifcdsr.config import model_yaml_names  # imports torch and RecBole: only when a cell is planned
+    from recbole_ifcdsr.registry import UnknownNameError, get_model
+
+    try:
+        return model_yaml_names(model, get_model(model))
+    except UnknownNameError:
+        return [model]  # the cell itself will report the unknown name
 
 
 def _digest(path: Path) -> str:

@@ -6,6 +6,8 @@ working directory's if it has one, else the plug-in's), then ``config_file_list`
 then ``--key=value`` on the command line (``argv`` when given, else ``sys.argv`` as RecBole reads it).
 ``data_path`` defaults to ``./dataset`` as in RecBole (the folder holding dataset folders; after loading,
 ``config["data_path"]`` is RecBole's ``<data_path>/<dataset>``, the dataset's own folder).
+Model YAML is inherited along the class hierarchy: for LLMEMF (a subclass of IFCDSR),
+``IFCDSR.yaml`` is read first and ``LLMEMF.yaml`` holds only what differs.
 
 Every problem with a setting is a :class:`ConfigError` that names where the setting came from: a
 YAML syntax error names the file and line, and a value whose type does not fit the key's default
@@ -19,9 +21,20 @@ from recbole.config import Config as RecBoleConfig
 
 from recbole_ifcdsr.constants import PROTOCOL_SETTINGS
 from recbole_ifcdsr.errors import CDSRError, ConfigError, one_line
-from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties, known_datasets
+from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties, known_datasets, properties_file
 from recbole_ifcdsr.registry import UnknownNameError, get_model
 from recbole_ifcdsr.yamlfile import read_yaml
+
+
+def model_yaml_names(model: str, model_class: type) -> list[str]:
+    """Names whose ``properties/model/<name>.yaml`` a model reads: each class of its hierarchy, base
+    class first, and ``model`` last (later files win)."""
+    return [n for n in (klass.__name__ for klass in reversed(model_class.__mro__)) if n != model] + [model]
+
+
+def model_yaml_files(model: str, model_class: type) -> list:
+    """The existing model YAML files of ``model_yaml_names``, in reading order."""
+    return [p for p in (properties_file(f"model/{n}.yaml") for n in model_yaml_names(model, model_class)) if p.is_file()]
 
 
 def _type_problem(default, value) -> str | None:
@@ -108,7 +121,7 @@ class Config(RecBoleConfig):
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
         self.internal_config_dict["data_path"] = str(default_data_path())
-        for name, path in default_properties(model, dataset).items():
+        for name, path in default_properties(model, dataset, model_yaml_names(model, model_class)).items():
             loaded = self._update_internal_config_dict(str(path)) or {}
             if name.startswith("dataset/"):
                 self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]

@@ -44,10 +44,11 @@ def properties_file(relative: str | os.PathLike) -> Path:
     return user if user.is_file() else PROPERTIES_DIR / relative
 
 
-def default_properties(model: str, dataset: str) -> dict[str, Path]:
+def default_properties(model: str, dataset: str, model_names: list[str] | None = None) -> dict[str, Path]:
     """The default YAML files a run of ``model`` on ``dataset`` reads, lowest precedence first,
-    keyed by their name under properties/; files that exist only."""
-    names = ("overall.yaml", f"model/{model}.yaml", f"dataset/{dataset}.yaml")
+    keyed by their name under properties/; files that exist only. ``model_names``: the model YAML
+    names along the model's class hierarchy, base first (default: the model alone)."""
+    names = ("overall.yaml", *(f"model/{n}.yaml" for n in (model_names or [model])), f"dataset/{dataset}.yaml")
     found = {name: properties_file(name) for name in names}
     return {name: path for name, path in found.items() if path.is_file()}
 

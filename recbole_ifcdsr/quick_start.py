@@ -22,15 +22,19 @@ from recbole_ifcdsr.evaluation.protocol import ProtocolEvaluator
 from recbole_ifcdsr.evaluation.selection import ModelSelector
 from recbole_ifcdsr.features.auto import ensure_feature
 from recbole_ifcdsr.features.store import check_stores_fit
+from recbole_ifcdsr.model.abstract import training_view
 from recbole_ifcdsr.registry import get_model, get_trainer
 from recbole_ifcdsr.results import results_json
+from recbole_ifcdsr.serving.model_file import write_for_run
 
 
 def build_train_data(config, dataset: CrossDomainSequentialDataset, model_class):
-    """Whole sequences for our models, RecBole's prefix-augmented view for RecBole's; None for Pop."""
-    if model_class.__name__ == "Pop":
+    """The training view the model declares (``cdsr_training``): whole sequences for ours, RecBole's
+    prefix-augmented view for RecBole's; None for a model with nothing to train (Pop)."""
+    view = training_view(model_class)
+    if view == "none":
         return None
-    if getattr(model_class, "cdsr_training", None) == "sequence":  # our models: whole sequences
+    if view == "sequence":  # our models: whole sequences
         return TrainDataLoader(config, dataset.sequence_train_dataset(), None, shuffle=config["shuffle"])
     return TrainDataLoader(config, dataset.recbole_train_dataset(), None, shuffle=config["shuffle"])
 
@@ -95,6 +99,9 @@ def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_d
 
     # model training and evaluation: the recipe's selection on the sampled protocol, both protocols reported
     run = trainer.fit_cdsr(train_data, evaluator, selector, show_progress=config["show_progress"], saved=saved)
+
+    if saved:  # what serving needs, next to the selected checkpoints (recbole_ifcdsr/serving)
+        logger.info(f"model file written to {write_for_run(config, dataset, model, trainer.best_model_file)}")
 
     # results: the table in the log, the JSON in results_file
     result = results_json(config, run, wall_seconds=time.time() - wall_start)

@@ -81,6 +81,18 @@ class _UntilBudget:
         return getattr(self._loader, name)
 
 
+def fused_adam(optimizer):
+    """RecBole's Adam / AdamW as torch's fused implementation: the same update, one pass over each
+    parameter and no per-parameter temporaries. On a 1M x 256 ID table, 0.12 instead of 1.7-3.3 CPU-s a
+    step, without three table-sized temporaries (bench/README.md, train_cost.py)."""
+    if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW) or len(optimizer.param_groups) != 1:
+        return optimizer
+    group = optimizer.param_groups[0]
+    if not all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in group["params"]):
+        return optimizer
+    return type(optimizer)(group["params"], lr=group["lr"], weight_decay=group["weight_decay"], fused=True)
+
+
 class CrossDomainTrainer(Trainer):
     """RecBole Trainer driven by the CDSR recipe; see the module docstring."""
 
@@ -115,7 +127,7 @@ class CrossDomainTrainer(Trainer):
     def _build_optimizer(self, **kwargs):
         if not any(p.requires_grad for p in self.model.parameters()):
             return None  # e.g. Pop: nothing to learn, evaluated once
-        return super()._build_optimizer(**kwargs)
+        return fused_adam(super()._build_optimizer(**kwargs))
 
     # ---- one epoch: RecBole's step (AMP, clipping) with a non-finite check on loss and gradients --
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):

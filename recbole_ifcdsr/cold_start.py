@@ -1,0 +1,177 @@
+"""Cold-start measurement (issue 17): how well models rank test targets they never saw in training.
+
+    python -m recbole_ifcdsr.cold_start [--out results/cold_start] [--models Pop,SASRec,IFCDSR,LLMEMF]
+        [--seeds 3] [--fraction 0.1] [--max_train_cpu_minutes 2] [--any_config_key=value]
+
+(``--any_config_key=value`` reaches every run through RecBole's Config, which reads the command line.)
+
+1. ``<out>/data/fk_llmcdsr``: the shipped fk_llmcdsr with ``--fraction`` of its distinct test-target items
+   (drawn with numpy seed 0, listed in ``cold_items.txt``) removed from every training sequence. Valid and
+   test files and the item file (titles, so the text store covers them) are unchanged.
+2. Each (model, seed) is one ``run`` on it (results JSON in ``<out>/runs``; a finished run is reused).
+3. Test cases are re-scored with each domain's selected weights through the same evaluator (full ranking
+   and the dataset's sampled protocol), then split into cases whose target is a held-out item (cold) and
+   the rest (the re-scored cases must reproduce each run's own test numbers, or the script stops).
+   LLMEMF is scored twice: as trained (held-out items keep their never-trained, random ID rows)
+   and with the untrained rule (``model/losses.py``: their ID slot takes the text table's probability, as
+   for items added at serving time). IFCDSR here has no image store, so it has no content table and no
+   rule variant.
+4. ``<out>/cold_start.md`` / ``.json``: HR@10, NDCG@10 and MRR (mean and std over seeds, both domains'
+   cases pooled, each ranked within its own domain), cold vs other, per protocol.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+METRICS = ["HR@10", "NDCG@10", "MRR"]
+
+
+def prepare_data(out: Path, fraction: float) -> tuple[Path, list[str]]:
+    """The held-out copy of fk_llmcdsr under ``out/data``; returns (data_path, held-out tokens)."""
+    from recbole_ifcdsr.config import Config
+    from recbole_ifcdsr.data.packing import prepare_dataset_dir
+    from recbole_ifcdsr.paths import default_data_path
+
+    data_path = out / "data"
+    target = data_path / "fk_llmcdsr"
+    listing = target / "cold_items.txt"
+    if listing.is_file():
+        return data_path, listing.read_text().split()
+    Config("SASRec", "fk_llmcdsr", config_dict={"state": "WARNING"})
+    source = default_data_path() / "fk_llmcdsr"
+    prepare_dataset_dir(source)
+    target.mkdir(parents=True, exist_ok=True)
+    for split in ("valid", "test"):
+        shutil.copy(source / f"fk_llmcdsr.{split}.inter", target / f"fk_llmcdsr.{split}.inter")
+    shutil.copy(source / "fk_llmcdsr.item", target / "fk_llmcdsr.item")
+    test = (source / "fk_llmcdsr.test.inter").read_text().splitlines()
+    last = {}
+    for line in test[1:]:
+        user, item = line.split("\t")[:2]
+        last[user] = item  # rows of a user are contiguous and in time order: the last one is the target
+    targets = sorted(set(last.values()))
+    rng = np.random.default_rng(0)
+    cold = sorted(rng.choice(targets, size=max(1, round(fraction * len(targets))), replace=False).tolist())
+    cold_set = set(cold)
+    train = (source / "fk_llmcdsr.train.inter").read_text().splitlines(keepends=True)
+    kept = [train[0]] + [line for line in train[1:] if line.split("\t")[1].rstrip("\n") not in cold_set]
+    (target / "fk_llmcdsr.train.inter").write_text("".join(kept))
+    tmp = listing.with_suffix(".tmp")
+    tmp.write_text("\n".join(cold) + "\n")
+    os.replace(tmp, listing)  # last: its presence means the folder is complete
+    print(f"held out {len(cold)} of {len(targets)} test-target items; removed {len(train) - len(kept)} training rows")
+    return data_path, cold
+
+
+def case_ranks(model_name: str, settings: dict, checkpoint_dir: Path, seed: int, cold: list, rule: bool) -> dict:
+    """{protocol: (ranks of every test case, cold-target mask)} with each domain's selected weights."""
+    import torch
+    from recbole.utils import init_seed
+
+    from recbole_ifcdsr import compat
+    from recbole_ifcdsr.config import Config
+    from recbole_ifcdsr.data.dataset import DOMAINS, CrossDomainSequentialDataset
+    from recbole_ifcdsr.evaluation.protocol import ProtocolEvaluator
+    from recbole_ifcdsr.registry import get_model
+
+    config = Config(model_name, "fk_llmcdsr", config_dict={**settings, "seed": seed})
+    init_seed(seed, True)
+    data = CrossDomainSequentialDataset(config)
+    net = get_model(model_name)(config, data)
+    token2id = data.field2token_id[data.iid_field]
+    cold_ids = torch.as_tensor([token2id[t] for t in cold])
+    if rule:
+        net.untrained = torch.zeros(data.item_num, dtype=torch.bool)
+        net.untrained[cold_ids] = True
+    evaluator = ProtocolEvaluator(data, config)
+    cases = data.eval_cases("test")
+    domains = np.asarray(cases.target_domains)
+    is_cold = np.isin(np.asarray(cases.targets), cold_ids.numpy())
+    compat.trust_checkpoint_dir(checkpoint_dir)  # this script's own runs wrote them
+    out = {}
+    for d, name in enumerate(DOMAINS):
+        path = checkpoint_dir / f"{model_name}-fk_llmcdsr-seed{seed}-best_{name}.pth"
+        net.load_state_dict(compat.load_checkpoint(path, map_location="cpu")["state_dict"])
+        evaluator.evaluate(net, "test")
+        for protocol, ranks in evaluator.last_ranks["test"].items():
+            out.setdefault(protocol, np.zeros(len(domains)))[domains == d] = ranks[domains == d]
+    return {p: (r, is_cold, domains) for p, r in out.items()}
+
+
+def check_reproduces_run(results: dict, protocol: str, ranks: np.ndarray, domains: np.ndarray, metric_fn) -> None:
+    """The re-scored cases must give the run's own test numbers per domain, or the split is not of them."""
+    for d, name in enumerate(("X", "Y")):
+        own = results[protocol]["test"][name]
+        again = metric_fn(ranks[domains == d], METRICS)
+        if any(abs(own[m] - again[m]) > 1e-9 for m in METRICS):
+            raise RuntimeError(f"{results['model']} seed {results['seed']} {protocol} {name}: re-scored {again} "
+                               f"differ from the run's {({m: own[m] for m in METRICS})}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="results/cold_start")
+    parser.add_argument("--models", default="Pop,SASRec,IFCDSR,LLMEMF")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--fraction", type=float, default=0.1)
+    parser.add_argument("--max_train_cpu_minutes", type=float, default=2.0)
+    args, _ = parser.parse_known_args(argv)
+
+    import recbole_ifcdsr  # noqa: F401
+    from recbole_ifcdsr.errors import run_cli
+    from recbole_ifcdsr.evaluation.metrics import metrics_from_ranks
+    from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
+
+    def measure() -> int:
+        out = Path(args.out).resolve()
+        data_path, cold = prepare_data(out, args.fraction)
+        settings = {"data_path": str(data_path), "checkpoint_dir": str(out / "saved"), "show_progress": False,
+                    "state": "INFO", "max_train_cpu_minutes": args.max_train_cpu_minutes}
+        rows: dict = {}
+        for model in args.models.split(","):
+            for seed in range(args.seeds):
+                results = out / "runs" / f"{model}-seed{seed}.json"
+                if not results.is_file():
+                    run_recbole_ifcdsr(model, "fk_llmcdsr", config_dict={**settings, "seed": seed,
+                                                                         "results_file": str(results)})
+                variants = [(model, False)] + ([(f"{model} + untrained rule", True)] if model == "LLMEMF" else [])
+                for label, rule in variants:
+                    for protocol, (ranks, is_cold, domains) in case_ranks(model, settings, out / "saved", seed, cold, rule).items():
+                        if not rule:
+                            check_reproduces_run(json.loads(results.read_text()), protocol, ranks, domains, metrics_from_ranks)
+                        for group, mask in (("cold", is_cold), ("other", ~is_cold)):
+                            rows.setdefault((label, protocol, group), []).append(metrics_from_ranks(ranks[mask], METRICS))
+                            rows[(label, protocol, group, "n")] = int(mask.sum())
+        table = ["| model | protocol | cases | n | " + " | ".join(METRICS) + " |", "|---|---|---|---|" + "---|" * len(METRICS)]
+        summary = []
+        for key, runs in rows.items():
+            if len(key) != 3:
+                continue
+            label, protocol, group = key
+            cells = []
+            entry = {"model": label, "protocol": protocol, "cases": group, "n": rows[(*key, "n")], "seeds": len(runs)}
+            for metric in METRICS:
+                values = np.array([r[metric] for r in runs])
+                entry[metric] = {"mean": float(values.mean()), "std": float(values.std())}
+                cells.append(f"{values.mean():.4f} ± {values.std():.4f}")
+            summary.append(entry)
+            table.append(f"| {label} | {protocol} | {group} | {entry['n']} | " + " | ".join(cells) + " |")
+        (out / "cold_start.json").write_text(json.dumps({"cold_items": len(cold), "settings": {
+            "fraction": args.fraction, "seeds": args.seeds, "max_train_cpu_minutes": args.max_train_cpu_minutes,
+            "command_line": sys.argv[1:]}, "rows": summary}, indent=2))
+        (out / "cold_start.md").write_text("\n".join(table) + "\n")
+        print("\n".join(table))
+        return 0
+
+    return run_cli(measure)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

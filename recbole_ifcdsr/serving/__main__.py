@@ -1,0 +1,5 @@
+import sys
+
+from recbole_ifcdsr.serving.cli import main
+
+sys.exit(main())

@@ -1,0 +1,196 @@
+"""Serving from the self-contained model file: trained on a real slice of fk_abxi, loaded after the
+dataset folder is gone, answers match the trained model's own scores."""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from recbole.utils import init_seed
+
+from conftest import SMALL_RUN
+from recbole_ifcdsr.config import Config
+from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
+from recbole_ifcdsr.features.store import feature_path, save_features
+from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
+from recbole_ifcdsr.registry import get_model
+from recbole_ifcdsr import compat
+from recbole_ifcdsr.serving.cli import main
+from recbole_ifcdsr.serving.recommender import Recommender, RecommendError
+
+TINY = {**SMALL_RUN, "epochs": 1, "id_embedding_size": 16, "text_feature": "text", "item_features": {}}
+
+
+def train(model: str, source, tmp_path_factory, text: bool = False):
+    """Copy the slice, train one epoch there, return (data_path, model file, a real user history)."""
+    root = tmp_path_factory.mktemp(model)
+    shutil.copytree(source / "fk_abxi", root / "data" / "fk_abxi")
+    rows = [line.split("\t") for line in (root / "data/fk_abxi/fk_abxi.item").read_text().splitlines()[1:]]
+    if text:
+        tokens = [r[0] for r in rows]
+        titled = np.array([len(r) > 3 and r[3].strip() != "" for r in rows])
+        vectors = np.random.default_rng(1).normal(size=(len(tokens), 12))
+        save_features(feature_path(root / "data/fk_abxi", "fk_abxi", "text"), tokens, vectors, titled, {"encoder": "test-random"})
+    settings = {**TINY, "data_path": str(root / "data"), "checkpoint_dir": str(root / "saved")}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        run_recbole_ifcdsr(model, "fk_abxi", config_dict=settings)
+    inter = (root / "data/fk_abxi/fk_abxi.inter").read_text().splitlines()[1:]
+    first_user = inter[0].split("\t")[0]
+    history = [line.split("\t")[1] for line in inter if line.split("\t")[0] == first_user]
+    return root, root / "saved" / f"{model}-fk_abxi-seed{settings.get('seed', 2020)}-model.pth", history, settings
+
+
+_TRAINED: dict = {}  # model -> what train() returned, shared by the tests of this module
+
+
+def trained_model(model: str, source, tmp_path_factory):
+    if model not in _TRAINED:
+        _TRAINED[model] = (model, *train(model, source, tmp_path_factory, text=model == "LLMEMF"))
+    return _TRAINED[model]
+
+
+@pytest.fixture(scope="module", params=["IFCDSR", "LLMEMF", "SASRec", "Pop"])
+def trained(request, abxi_small_dir, tmp_path_factory):
+    return trained_model(request.param, abxi_small_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def ifcdsr_file(abxi_small_dir, tmp_path_factory):
+    """(model file, a real history) of the one-epoch IFCDSR."""
+    _, _, path, history, _ = trained_model("IFCDSR", abxi_small_dir, tmp_path_factory)
+    return path, history
+
+
+def expected_scores(model: str, settings: dict, best_file, history_ids: list, domain: int):
+    """The trained model's own scores (built from the dataset, selected weights) of the domain's items."""
+    config = Config(model, "fk_abxi", config_dict=settings)
+    data = CrossDomainSequentialDataset(config)
+    init_seed(0, True)
+    net = get_model(model)(config, data)
+    net.load_state_dict(compat.load_checkpoint(best_file)["state_dict"])
+    net.eval()
+    max_len = config["MAX_ITEM_LIST_LENGTH"]
+    kept = history_ids[-max_len:]
+    seq = torch.zeros((1, max_len), dtype=torch.long)
+    seq[0, : len(kept)] = torch.as_tensor(kept)
+    with torch.no_grad():
+        scores = net.full_sort_predict({net.ITEM_SEQ: seq, net.ITEM_SEQ_LEN: torch.tensor([len(kept)])})[0]
+    items = data.domain_items[domain]
+    token = data.field2id_token[data.iid_field]
+    return {token[i]: float(scores[i]) for i in items}
+
+
+@pytest.mark.integration
+def test_model_file_serves_without_the_dataset_folder(trained):
+    """The issue's Done-when: k items of the asked domain, none from the history, after the data is gone;
+    the scores are the trained model's own (selected weights of that domain)."""
+    model, root, path, history, settings = trained
+    config = Config(model, "fk_abxi", config_dict=settings)
+    data = CrossDomainSequentialDataset(config)
+    token2id = data.field2token_id[data.iid_field]
+    ids = [token2id[t] for t in history]
+    domain_of = {t: "XY"[data.item_domain[token2id[t]]] for t in history}
+    expected = {name: expected_scores(model, settings, root / "saved" / f"{model}-fk_abxi-seed2020-best_{name}.pth", ids, d)
+                for d, name in enumerate("XY")}
+    titles = {line.split("\t")[0]: (line.split("\t") + [""] * 4)[3]
+              for line in (root / "data/fk_abxi/fk_abxi.item").read_text().splitlines()[1:]}
+    x_items = {t for t, i in token2id.items() if i and data.item_domain[i] == 0}
+    del data
+    shutil.rmtree(root / "data")  # the data is gone: the model file alone serves
+    assert not (root / "data").exists()
+
+    recommender = Recommender.load(path)
+    for name, domain_name in (("X", "Grocery"), ("Y", "Kitchen")):
+        rec = recommender.recommend(history + ["NOT-AN-ITEM"], name, k=10)
+        assert rec.unknown == ["NOT-AN-ITEM"]
+        assert len(rec.items) == 10
+        assert all(r["domain"] == domain_name for r in rec.items)
+        assert all((r["item"] in x_items) == (name == "X") for r in rec.items)
+        assert not {r["item"] for r in rec.items} & set(history)
+        assert all(r["title"] == titles[r["item"]] for r in rec.items)
+        want = sorted(((s, t) for t, s in expected[name].items() if t not in history), reverse=True)[:10]
+        assert [r["score"] for r in rec.items] == pytest.approx([s for s, _ in want], rel=1e-5)
+    # seen items come back when asked for, by the domain's name too
+    seen = recommender.recommend(history, "kitchen", k=len(expected["Y"]), exclude_seen=False)
+    assert {r["item"] for r in seen.items} >= {t for t in history if domain_of[t] == "Y"}
+
+
+@pytest.mark.integration
+def test_batch_form_equals_single_requests(trained):
+    model, root, path, history, _ = trained
+    recommender = Recommender.load(path)
+    histories = [history, history[:3], history[-2:] + ["UNKNOWN"]]
+    batch = recommender.recommend_batch(histories, "Y", k=5)
+    for h, rec in zip(histories, batch):
+        single = recommender.recommend(h, "Y", k=5)
+        assert [r["item"] for r in rec.items] == [r["item"] for r in single.items]
+        assert [r["score"] for r in rec.items] == pytest.approx([r["score"] for r in single.items], rel=1e-5)
+    assert batch[2].unknown == ["UNKNOWN"]
+
+
+@pytest.mark.e2e
+def test_cli_single_history_and_jsonl_batch(ifcdsr_file, tmp_path):
+    """Through the command line (the alias the lead wires as ``python -m recbole_ifcdsr recommend``)."""
+    path, history = ifcdsr_file
+    single = subprocess.run([sys.executable, "-m", "recbole_ifcdsr.serving", "--checkpoint", str(path),
+                             "--history", ",".join(history + ["NOPE"]), "--domain", "Grocery", "--k", "3"],
+                            capture_output=True, text=True, check=True)
+    answer = json.loads(single.stdout)
+    assert answer["unknown"] == ["NOPE"] and len(answer["items"]) == 3
+    assert set(answer["items"][0]) == {"item", "score", "domain", "title"}
+    assert answer == Recommender.load(path).recommend(history + ["NOPE"], "X", k=3).as_dict()
+
+    requests = tmp_path / "histories.jsonl"
+    requests.write_text(json.dumps({"history": history}) + "\n\n" + json.dumps({"history": history[:2], "domain": "Y", "k": 2}) + "\n")
+    out = tmp_path / "recs.jsonl"
+    assert main(["--checkpoint", str(path), "--input", str(requests), "--output", str(out), "--domain", "X"]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    recommender = Recommender.load(path)
+    assert lines == [recommender.recommend(history, "X").as_dict(), recommender.recommend(history[:2], "Y", k=2).as_dict()]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--history", "NOPE1,NOPE2", "--domain", "X"], "error: history has no item this model knows (2 tokens: NOPE1, NOPE2)"),
+    (["--domain", "Books"], "error: unknown domain 'Books'; valid: X (Grocery), Y (Kitchen)"),
+    (["--domain", "X", "--k", "0"], "error: k must be an integer from 1 to 585 (the items of domain X), got 0"),
+    (["--domain", "Y", "--k", "694"], "error: k must be an integer from 1 to 693 (the items of domain Y), got 694"),
+])
+@pytest.mark.integration
+def test_cli_bad_requests_are_one_line(ifcdsr_file, capsys, args, message):
+    path, history = ifcdsr_file
+    if "--history" not in args:
+        args = args + ["--history", ",".join(history)]
+    assert main(["--checkpoint", str(path), *args]) == 2
+    assert capsys.readouterr().err == message + "\n"
+
+
+@pytest.mark.integration
+def test_cli_bad_input_line_and_bad_files_are_one_line(ifcdsr_file, tmp_path, capsys):
+    path, history = ifcdsr_file
+    requests = tmp_path / "in.jsonl"
+    requests.write_text(json.dumps({"history": history}) + "\n" + json.dumps({"history": ["GONE"]}) + "\n")
+    assert main(["--checkpoint", str(path), "--input", str(requests), "--domain", "X", "--output", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == f"error: {requests}:2: history has no item this model knows (1 token: GONE)\n"
+    assert not (tmp_path / "o").exists()  # nothing half-written
+    requests.write_text('{"history": "B0001"}\n')
+    assert main(["--checkpoint", str(path), "--input", str(requests), "--domain", "X"]) == 2
+    assert capsys.readouterr().err == f"error: {requests}:1: history: expected a list of item tokens\n"
+
+    missing = tmp_path / "none.pth"
+    assert main(["--checkpoint", str(missing), "--history", "a", "--domain", "X"]) == 2
+    assert capsys.readouterr().err == (f"error: {missing}: no such model file (run writes "
+                                       f"<model>-<dataset>-seed<N>-model.pth next to its checkpoints)\n")
+    best = path.with_name(path.name.replace("-model.pth", "-best_X.pth"))
+    assert main(["--checkpoint", str(best), "--history", "a", "--domain", "X"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {best}: not a readable model file (UnpicklingError: Weights only load failed") and err.count("\n") == 1
+
+
+@pytest.mark.integration
+def test_history_must_be_a_list(ifcdsr_file):
+    path, _ = ifcdsr_file
+    with pytest.raises(RecommendError, match="history must be a list of item tokens"):
+        Recommender.load(path).recommend("B0001,B0002", "X")
