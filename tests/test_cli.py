@@ -47,7 +47,7 @@ def test_config_options_without_a_value_are_usage_errors(extra, message, capsys)
 
 @pytest.mark.unit
 def test_every_command_has_a_parser_and_a_main():
-    assert list(cli.COMMANDS) == ["run", "compare", "features", "enrich", "convert"]
+    assert list(cli.COMMANDS) == ["run", "compare", "features", "enrich", "convert", "recommend"]
     for name, command in cli.COMMANDS.items():
         module = importlib.import_module(command.module)
         assert callable(module.main)

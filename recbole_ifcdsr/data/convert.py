@@ -136,12 +136,6 @@ def _run_amazon(args: argparse.Namespace) -> int:
 
 
 FORMAT_COMMANDS = ("abxi", "llmcdsr", "c2dsr", "check")
-FORMAT_SUMMARIES = {
-    "abxi": "any folder in ABXI's format (<scenario>_50_preprocessed.txt + map_item_50.txt); --help for options",
-    "llmcdsr": "any folder in LLMCDSR's format (train_*.txt, valid.txt, test.txt, item_set_*.pkl); --help for options",
-    "c2dsr": "any folder in C2DSR's format (Alist.txt, Blist.txt, validdata_new.txt, testdata_new.txt)",
-    "check": "validate a dataset (--dataset NAME) or a release folder (--src DIR); every problem, exit 2",
-}
 
 #: name -> (summary, options, run); the order is the order of ``--help``.
 SUBCOMMANDS: dict[str, Subcommand] = {
@@ -155,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"{PROG} convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="subcommand", required=True, metavar="<subcommand>")
-    for name, summary in FORMAT_SUMMARIES.items():  # listed in --help; main() hands them to formats.py
-        sub.add_parser(name, help=summary, add_help=False)
+    from recbole_ifcdsr.data.converters.formats import add_format_subcommands
+
+    add_format_subcommands(sub)  # main() hands these to formats.main_formats
     for name, command in SUBCOMMANDS.items():
         options = sub.add_parser(name, help=command.summary, description=command.summary)
         command.add_arguments(options)

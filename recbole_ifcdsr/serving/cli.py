@@ -18,7 +18,7 @@ from recbole_ifcdsr.errors import DataError, run_cli
 from recbole_ifcdsr.serving.recommender import Recommender, RecommendError
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recbole_ifcdsr recommend", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="model file written by run (<stem>-model.pth)")
@@ -79,7 +79,7 @@ def _write_lines(path: str, lines: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     def serve() -> int:
         recommender = Recommender.load(args.checkpoint)

@@ -200,7 +200,12 @@ def convert_folder(fmt: str, src: Path, name: str, domains: Optional[str] = None
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recbole_ifcdsr convert",
                                      description="Convert a folder in a known CDSR release format, or check a dataset.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    add_format_subcommands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def add_format_subcommands(sub) -> None:
+    """The ``abxi|llmcdsr|c2dsr|check`` sub-parsers, added to ``sub`` (also by data/convert.py's parser)."""
     for fmt in FORMATS:
         p = sub.add_parser(fmt, help=f"convert a folder of {DESCRIBED[fmt]} files")
         p.add_argument("--src", type=Path, required=True, help="folder holding the release's files")
@@ -221,7 +226,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, help="with --src: the format it should be")
     p.add_argument("--name", help="with --src: the dataset name to convert to")
     p.add_argument("--domains", help="with --src: X_NAME,Y_NAME")
-    return parser
 
 
 def main_formats(argv: List[str]) -> int:
