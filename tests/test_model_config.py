@@ -48,3 +48,12 @@ def test_each_model_declares_its_training_view(abxi):
     whole = build_train_data(config, data, IFCDSR)
     prefixes = build_train_data(config, data, get_model("SASRec"))
     assert len(whole.dataset) == 7144 and len(prefixes.dataset) == 152116  # fk_abxi: sequences vs prefixes
+
+
+def test_compare_reuses_no_llmemf_cell_after_ifcdsr_yaml_changes():
+    """A grid cell is keyed by every model YAML the run reads, the parent class's included."""
+    from recbole_ifcdsr.compare import cell_request
+
+    defaults = cell_request("LLMEMF", "fk_abxi", 0, [], [])["defaults"]
+    assert {"model/IFCDSR.yaml", "model/LLMEMF.yaml"} <= set(defaults)
+    assert "model/LLMEMF.yaml" not in cell_request("IFCDSR", "fk_abxi", 0, [], [])["defaults"]

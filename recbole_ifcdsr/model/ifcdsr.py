@@ -187,7 +187,7 @@ class IFCDSR(CrossDomainSequentialRecommender):
     def _table_inputs(self, branch: str, id_rows: RowLookup) -> dict:
         """table -> (item ids -> encoder input rows, the branch's encoder for that table)."""
         inputs = {"id": (id_rows, self.id_encoders[branch])}  # eq. (1): ID sequence embedding
-        for key, table in self.frozen.items():  # eq. (5): frozen image (or text) sequence
+        for key, table in self.frozen.items():  # the frozen image (or text) rows, as in eq. (1)
             inputs[key] = (lambda items, rows=table.table: F.embedding(items, rows), table.encoders[branch])
         return inputs
 
