@@ -47,7 +47,7 @@ def test_config_options_without_a_value_are_usage_errors(extra, message, capsys)
 
 @pytest.mark.unit
 def test_every_command_has_a_parser_and_a_main():
-    assert list(cli.COMMANDS) == ["run", "compare", "features", "enrich", "convert"]
+    assert {"run", "compare", "features", "enrich", "convert"} <= set(cli.COMMANDS)
     for name, command in cli.COMMANDS.items():
         module = importlib.import_module(command.module)
         assert callable(module.main)
@@ -70,8 +70,7 @@ def test_top_level_help_lists_the_commands_and_bad_commands_exit_2(capsys):
     assert listed == list(cli.COMMANDS)
     assert cli.main([]) == 2 and "usage: python -m recbole_ifcdsr <command>" in capsys.readouterr().err
     assert cli.main(["train"]) == 2
-    assert capsys.readouterr().err.startswith("error: unknown command 'train'; valid commands: run, compare, "
-                                              "features, enrich, convert")
+    assert capsys.readouterr().err.startswith(f"error: unknown command 'train'; valid commands: {', '.join(cli.COMMANDS)}")
 
 
 @pytest.mark.parametrize("command", list(cli.COMMANDS))
