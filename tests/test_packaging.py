@@ -17,6 +17,7 @@ import setuptools
 from conftest import DATA_PATH, QUIET, first_users_rows
 
 from recbole_ifcdsr import paths
+from recbole_ifcdsr.cli import COMMANDS
 from recbole_ifcdsr.config import Config
 from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
 from recbole_ifcdsr.data.packing import prepare_dataset_dir
@@ -183,5 +184,4 @@ def test_wheel_installed_outside_the_checkout_runs_pop_and_compare(tmp_path):
     script = subprocess.run([str(site / "bin" / "recbole-ifcdsr"), "--help"], capture_output=True, text=True,
                             cwd=work, env=env)
     assert script.returncode == 0, script.stderr[-3000:]
-    assert [line.split()[0] for line in script.stdout.splitlines() if line.startswith("  ")] == \
-        ["run", "compare", "features", "enrich", "convert"]
+    assert [line.split()[0] for line in script.stdout.splitlines() if line.startswith("  ")] == list(COMMANDS)
