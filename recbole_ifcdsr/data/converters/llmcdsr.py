@@ -79,12 +79,7 @@ def load_llmcdsr_titles(src: Path, derived: Path) -> Dict[str, str]:
             for asin, title in load_titles([derived / tsv]).items():
                 titles.setdefault(asin, title)
             continue
-        raw = load_plain_pickle(src / pkl)
-        if not isinstance(raw, dict):
-            raise ConversionError(f"{src / pkl}: expected a dict ASIN -> title")
-        for asin, title in raw.items():
-            if isinstance(asin, str) and isinstance(title, str) and clean_title(title):
-                titles.setdefault(asin, clean_title(title))
+        _add_pickled_titles(src / pkl, titles)
     return titles
 
 
@@ -162,13 +157,18 @@ def llmcdsr_titles(src: Path, title_files: Sequence[Path]) -> Dict[str, str]:
     titles = load_titles(list(title_files))
     for pkl in TITLE_PKLS:
         if (src / pkl).is_file():
-            raw = load_plain_pickle(src / pkl)
-            if not isinstance(raw, dict):
-                raise ConversionError(f"{src / pkl}: expected a dict ASIN -> title")
-            for asin, title in raw.items():
-                if isinstance(asin, str) and isinstance(title, str) and clean_title(title):
-                    titles.setdefault(asin, clean_title(title))
+            _add_pickled_titles(src / pkl, titles)
     return titles
+
+
+def _add_pickled_titles(path: Path, titles: Dict[str, str]) -> None:
+    """The release's text_*.pkl (ASIN -> title) into ``titles``; titles already there win."""
+    raw = load_plain_pickle(path)
+    if not isinstance(raw, dict):
+        raise ConversionError(f"{path}: expected a dict ASIN -> title")
+    for asin, title in raw.items():
+        if isinstance(asin, str) and isinstance(title, str) and clean_title(title):
+            titles.setdefault(asin, clean_title(title))
 
 
 def convert_llmcdsr(src: Path, out: Path, name: str, domains: Tuple[str, str], titles: Dict[str, str],
