@@ -83,8 +83,9 @@ class _UntilBudget:
 
 def fused_adam(optimizer):
     """RecBole's Adam / AdamW as torch's fused implementation: the same update, one pass over each
-    parameter and no per-parameter temporaries. On a 1M x 256 ID table, 0.12 instead of 1.7-3.3 CPU-s a
-    step, without three table-sized temporaries (bench/README.md, train_cost.py)."""
+    parameter and no per-parameter temporaries. With a 1M-item ID table (256M parameters) the loop
+    implementation took 3.65 CPU-s and 2.9 GB of temporaries a step, the fused one 0.13 CPU-s and none
+    (bench/README.md, train_cost.py)."""
     if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW) or len(optimizer.param_groups) != 1:
         return optimizer
     group = optimizer.param_groups[0]

@@ -134,6 +134,14 @@ def sampled_nll(vectors: dict, target_rows: dict, negative_rows: dict, target_fe
     return -log_p[:, 0].sum()
 
 
+class ItemDistribution(nn.Module):
+    """log q of each item of one branch's item list (a buffer: it moves with the model, is not saved)."""
+
+    def __init__(self, log_q: torch.Tensor):
+        super().__init__()
+        self.register_buffer("log_q", log_q, persistent=False)
+
+
 class NegativeSampler(nn.Module):
     """Draws the shared negatives of each branch and knows each item's log expected count in a draw.
 
@@ -146,16 +154,17 @@ class NegativeSampler(nn.Module):
         super().__init__()
         self.distribution, self.num = distribution, int(num)
         self.branches = list(branch_items)
+        self.distributions = nn.ModuleDict()
         for branch, items in branch_items.items():
             if distribution == "uniform":
                 log_q = torch.full((len(items),), -math.log(len(items)))
             else:
                 weight = item_counts[items].double() + 1.0
                 log_q = (weight / weight.sum()).log().float()
-            self.register_buffer(f"log_q_{branch}", log_q, persistent=False)
+            self.distributions[branch] = ItemDistribution(log_q)
 
     def log_q(self, branch: str) -> torch.Tensor:
-        return self.get_buffer(f"log_q_{branch}")
+        return self.distributions[branch].log_q
 
     def draw(self, branch: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Positions (within the branch's item list) of ``num`` negatives, and their log expected counts."""
