@@ -94,6 +94,38 @@ def abxi_slice_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def abxi_slice_with_images(abxi_slice_dir, tmp_path_factory) -> Path:
+    """The real slice plus an image sidecar written here (no real item images exist): 16-d vectors for
+    60% of the items, so IFCDSR's image fusion and its missing-feature rule are in every score."""
+    import numpy as np
+
+    from recbole_ifcdsr.features.store import feature_path, save_features
+
+    root = tmp_path_factory.mktemp("img")
+    (root / "fk_abxi").mkdir()
+    for f in (abxi_slice_dir / "fk_abxi").iterdir():
+        (root / "fk_abxi" / f.name).symlink_to(f)
+    tokens = [line.split("\t", 1)[0] for line in (abxi_slice_dir / "fk_abxi" / "fk_abxi.item").read_text().splitlines()[1:]]
+    rng = np.random.default_rng(0)
+    mask = rng.random(len(tokens)) < 0.6
+    save_features(feature_path(root / "fk_abxi", "fk_abxi", "image"), tokens, rng.normal(size=(len(tokens), 16)), mask,
+                  {"encoder": "test-random"})
+    return root
+
+
+def build_ifcdsr(data_path, small: dict, **overrides) -> tuple:
+    """(config, dataset, IFCDSR) on ``data_path`` with the test's small settings, seeded."""
+    from recbole.utils import init_seed
+
+    from recbole_ifcdsr.model.ifcdsr import IFCDSR
+
+    config = Config("IFCDSR", "fk_abxi", config_dict={"data_path": str(data_path), **small, **overrides})
+    data = CrossDomainSequentialDataset(config)
+    init_seed(0, True)  # after the dataset, so the weights do not depend on what loading drew
+    return config, data, IFCDSR(config, data)
+
+
+@pytest.fixture(scope="session")
 def abxi_small_dir(tmp_path_factory) -> Path:
     """A smaller real slice of fk_abxi for runs that train: the first 60 users' sequences and only the
     items they touch (1,278), so an epoch over every item's score takes a fraction of a second.

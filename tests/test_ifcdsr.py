@@ -5,37 +5,16 @@ import numpy as np
 import pytest
 import torch
 from recbole.data.dataloader import TrainDataLoader
-from recbole.utils import init_seed
 
-from recbole_ifcdsr.config import Config
-from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
-from recbole_ifcdsr.features.store import FeatureStoreError, feature_path, load_aligned, save_features
-from recbole_ifcdsr.model.ifcdsr import IFCDSR
+from conftest import build_ifcdsr
+from recbole_ifcdsr.features.store import FeatureStoreError, load_aligned, save_features
 from recbole_ifcdsr.model.losses import fused_log_probs
 
 SMALL = {"id_embedding_size": 32, "show_progress": False, "state": "WARNING", "train_batch_size": 64}
 
 
 def build(data_path, **overrides):
-    config = Config("IFCDSR", "fk_abxi", config_dict={"data_path": str(data_path), **SMALL, **overrides})
-    init_seed(0, True)
-    data = CrossDomainSequentialDataset(config)
-    return config, data, IFCDSR(config, data)
-
-
-@pytest.fixture(scope="module")
-def with_images(abxi_slice_dir, tmp_path_factory):
-    """The real slice plus an image sidecar the test writes: 16-d vectors for 60% of the items."""
-    root = tmp_path_factory.mktemp("img")
-    (root / "fk_abxi").mkdir()
-    for f in (abxi_slice_dir / "fk_abxi").iterdir():
-        (root / "fk_abxi" / f.name).symlink_to(f)
-    tokens = [line.split("\t", 1)[0] for line in (abxi_slice_dir / "fk_abxi" / "fk_abxi.item").read_text().splitlines()[1:]]
-    rng = np.random.default_rng(0)
-    mask = rng.random(len(tokens)) < 0.6
-    save_features(feature_path(root / "fk_abxi", "fk_abxi", "image"), tokens, rng.normal(size=(len(tokens), 16)), mask,
-                  {"encoder": "test-random"})
-    return root
+    return build_ifcdsr(data_path, SMALL, **overrides)
 
 
 def a_batch(config, data, size=32):
@@ -44,8 +23,8 @@ def a_batch(config, data, size=32):
 
 
 @pytest.mark.integration
-def test_gradients_reach_ids_and_encoders_never_the_image_table(with_images):
-    config, data, model = build(with_images)
+def test_gradients_reach_ids_and_encoders_never_the_image_table(abxi_slice_with_images):
+    config, data, model = build(abxi_slice_with_images)
     image = model.frozen["img"]
     assert model.n_encoders == 6
     assert not any(p is image.table for p in model.parameters())  # a buffer: never in the optimiser
@@ -77,14 +56,14 @@ def test_loss_is_finite_and_falls_on_real_sequences(abxi_slice_dir):
     (False, False, 1), (True, False, 2), (True, True, 6), (False, True, 3),
 ])
 @pytest.mark.integration
-def test_ablation_switches_set_the_number_of_encoders(with_images, image_fusion, multiple_attention, encoders):
-    _, _, model = build(with_images, image_fusion=image_fusion, multiple_attention=multiple_attention)
+def test_ablation_switches_set_the_number_of_encoders(abxi_slice_with_images, image_fusion, multiple_attention, encoders):
+    _, _, model = build(abxi_slice_with_images, image_fusion=image_fusion, multiple_attention=multiple_attention)
     assert model.n_encoders == encoders
 
 
 @pytest.mark.integration
-def test_items_without_image_are_neither_rewarded_nor_punished(with_images):
-    config, data, model = build(with_images)
+def test_items_without_image_are_neither_rewarded_nor_punished(abxi_slice_with_images):
+    config, data, model = build(abxi_slice_with_images)
     image, items = model.frozen["img"], model.all_items
     vectors = {"id": torch.nn.functional.normalize(torch.randn(5, 32), dim=-1),
                "img": torch.nn.functional.normalize(torch.randn(5, 16), dim=-1)}
@@ -146,12 +125,12 @@ def test_feature_store_rejects_bad_files(tmp_path):
         save_features(path, ["a"], np.array([[np.nan, 0, 0, 0]]), np.array([True]), {})
 
 
-def _compare_devices(with_images, device: str) -> None:
+def _compare_devices(abxi_slice_with_images, device: str) -> None:
     """Same weights on CPU and ``device``: same loss and scores; steps on ``device`` lower the loss and
     leave the image table as it was."""
     from recbole.data.interaction import Interaction
 
-    config, data, model = build(with_images, temperature=0.1, hidden_dropout_prob=0.0, attn_dropout_prob=0.0)
+    config, data, model = build(abxi_slice_with_images, temperature=0.1, hidden_dropout_prob=0.0, attn_dropout_prob=0.0)
     batch = a_batch(config, data)
     sequences = batch[model.ITEM_SEQ][:, :-1]  # training rows are one wider than the model's input
     histories = Interaction({model.ITEM_SEQ: sequences, model.ITEM_SEQ_LEN: (sequences > 0).sum(1)})
@@ -183,5 +162,5 @@ def _compare_devices(with_images, device: str) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)")
 @pytest.mark.gpu
 @pytest.mark.integration
-def test_cuda_matches_cpu_and_trains(with_images):
-    _compare_devices(with_images, "cuda")
+def test_cuda_matches_cpu_and_trains(abxi_slice_with_images):
+    _compare_devices(abxi_slice_with_images, "cuda")

@@ -12,10 +12,7 @@ from recbole.data.dataloader import TrainDataLoader
 from recbole.data.interaction import Interaction
 from recbole.utils import init_seed
 
-from recbole_ifcdsr.config import Config
-from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
-from recbole_ifcdsr.features.store import feature_path, save_features
-from recbole_ifcdsr.model.ifcdsr import IFCDSR
+from conftest import build_ifcdsr
 from recbole_ifcdsr.model.layers import length_groups
 from recbole_ifcdsr.model.losses import full_nll, fused_log_probs, sampled_nll
 
@@ -26,26 +23,8 @@ SMALL = {"id_embedding_size": 32, "show_progress": False, "state": "WARNING", "t
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def with_images(abxi_slice_dir, tmp_path_factory):
-    """The real slice plus an image sidecar the test writes: 16-d vectors for 60% of the items, so the
-    fusion and the missing-feature rule are in every loss below."""
-    root = tmp_path_factory.mktemp("img")
-    (root / "fk_abxi").mkdir()
-    for f in (abxi_slice_dir / "fk_abxi").iterdir():
-        (root / "fk_abxi" / f.name).symlink_to(f)
-    tokens = [line.split("\t", 1)[0] for line in (abxi_slice_dir / "fk_abxi" / "fk_abxi.item").read_text().splitlines()[1:]]
-    rng = np.random.default_rng(0)
-    save_features(feature_path(root / "fk_abxi", "fk_abxi", "image"), tokens, rng.normal(size=(len(tokens), 16)),
-                  rng.random(len(tokens)) < 0.6, {"encoder": "test-random"})
-    return root
-
-
 def build(data_path, **overrides):
-    config = Config("IFCDSR", "fk_abxi", config_dict={"data_path": str(data_path), **SMALL, **overrides})
-    data = CrossDomainSequentialDataset(config)
-    init_seed(0, True)
-    return config, data, IFCDSR(config, data)
+    return build_ifcdsr(data_path, SMALL, **overrides)
 
 
 def first_batch(config, data):
@@ -75,8 +54,8 @@ def plain_full_loss(model, batch):
 
 
 @pytest.mark.parametrize("tile", [10 ** 9, 400_000])  # one item tile per 1,024 positions; 390 items a tile
-def test_tiled_full_loss_and_gradients_equal_the_plain_softmax(with_images, tile):
-    config, data, model = build(with_images, full_loss_tile=tile)
+def test_tiled_full_loss_and_gradients_equal_the_plain_softmax(abxi_slice_with_images, tile):
+    config, data, model = build(abxi_slice_with_images, full_loss_tile=tile)
     batch = first_batch(config, data)
     assert model.loss_type == "full" and len(model.frozen) == 1
     tiled, tiled_grads = loss_and_grads(model, batch)
@@ -92,10 +71,10 @@ def test_tiled_full_loss_and_gradients_equal_the_plain_softmax(with_images, tile
         torch.testing.assert_close(tiled_grads[name], grad, rtol=1e-4, atol=1e-5 * scale, msg=lambda m: f"{name}: {m}")
 
 
-def test_sampled_loss_with_every_item_as_a_candidate_is_the_exact_loss(with_images):
+def test_sampled_loss_with_every_item_as_a_candidate_is_the_exact_loss(abxi_slice_with_images):
     """Fusion and the missing-feature rule over the candidate set are those over the full set: with each
     of the branch's items drawn once (equal expected counts), the sampled loss equals the exact one."""
-    config, data, model = build(with_images)
+    config, data, model = build(abxi_slice_with_images)
     sequences = first_batch(config, data)[model.ITEM_SEQ]
     branches = model.forward(sequences, (sequences > 0).sum(1), every_position=True)
     weights = model.active_weights()
@@ -114,8 +93,8 @@ def test_sampled_loss_with_every_item_as_a_candidate_is_the_exact_loss(with_imag
         assert sampled.item() == pytest.approx(exact.item(), rel=1e-5), branch
 
 
-def test_sampled_training_touches_only_its_candidates_and_lowers_the_loss(with_images):
-    config, data, model = build(with_images, loss_type="sampled", num_negatives=8)
+def test_sampled_training_touches_only_its_candidates_and_lowers_the_loss(abxi_slice_with_images):
+    config, data, model = build(abxi_slice_with_images, loss_type="sampled", num_negatives=8)
     batch = first_batch(config, data)
     drawn = []
     draw = model.sampler.draw
@@ -140,10 +119,10 @@ def test_sampled_training_touches_only_its_candidates_and_lowers_the_loss(with_i
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
 
 
-def test_evaluation_never_samples(with_images):
+def test_evaluation_never_samples(abxi_slice_with_images):
     histories = []
     for loss_type in ("full", "sampled"):
-        config, data, model = build(with_images, loss_type=loss_type, num_negatives=4)
+        config, data, model = build(abxi_slice_with_images, loss_type=loss_type, num_negatives=4)
         model.eval()
         cases = data.eval_cases("test")
         seq = torch.zeros(6, config["MAX_ITEM_LIST_LENGTH"], dtype=torch.long)

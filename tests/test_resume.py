@@ -134,32 +134,31 @@ def test_a_truncated_checkpoint_is_one_line(one_epoch, abxi_small_dir, tmp_path,
     assert "\n" not in str(info.value) and "delete it to start afresh" in str(info.value)
 
 
-@pytest.mark.integration
-def test_a_checkpoint_without_a_run_record_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    directory = tmp_path / "saved"
-    directory.mkdir()
-    compat.trust_checkpoint_dir(one_epoch.parent)
-    state = compat.load_checkpoint(one_epoch)
+def _older_version(state: dict) -> None:
     for key in ("format", "run", "random", "data_order", "losses"):  # what an older version wrote
         del state[key]
-    torch.save(state, last_file(directory))
-    with pytest.raises(CheckpointError, match="written by an older version .no run record."):
-        run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings(abxi_small_dir, directory, epochs=2, resume=True))
+
+
+def _format_2(state: dict) -> None:
+    """Format 2 kept each domain's results in another nesting; this version reads only its own."""
+    assert state["format"] == checkpoint.FORMAT == 3 and set(state["result"]) >= {"protocols", "best_epoch", "sampled"}
+    state["format"] = 2
 
 
 @pytest.mark.integration
-def test_a_checkpoint_of_another_format_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch):
-    """Format 2 kept each domain's results in another nesting; this version reads only its own."""
+@pytest.mark.parametrize("change, message", [
+    (_older_version, "written by an older version .no run record."),
+    (_format_2, r"written by another version \(checkpoint format 2, this version reads 3\)"),
+], ids=["no-run-record", "format-2"])
+def test_a_checkpoint_of_another_version_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch, change, message):
     monkeypatch.chdir(tmp_path)
     directory = tmp_path / "saved"
     directory.mkdir()
     compat.trust_checkpoint_dir(one_epoch.parent)
     state = compat.load_checkpoint(one_epoch)
-    assert state["format"] == checkpoint.FORMAT == 3 and set(state["result"]) >= {"protocols", "best_epoch", "sampled"}
-    state["format"] = 2
+    change(state)
     torch.save(state, last_file(directory))
-    with pytest.raises(CheckpointError, match=r"written by another version \(checkpoint format 2, this version reads 3\)"):
+    with pytest.raises(CheckpointError, match=message):
         run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings(abxi_small_dir, directory, epochs=2, resume=True))
 
 

@@ -15,7 +15,7 @@ Where the paper is silent (its fusion weights are not public), what this file do
   drops out and the remaining weights are renormalised, keeping their ratios. IFCDSR's ``alpha`` is
   not used (``properties/model/LLMEMF.yaml`` unsets it; setting it is an error).
 - Defaults: ID and text weigh 0.5 : 0.5, chosen on validation data (text weights 0.1, 0.18, 0.3, 0.5
-  on fk_abxi and fk_llmcdsr; README "LLMEMF's fusion weights"); the image weight (0.15) is not tuned,
+  on fk_abxi and fk_llmcdsr; docs/results.md "LLMEMF's fusion weights"); the image weight (0.15) is not tuned,
   as no image features exist here.
 - Items without text (no title) follow IFCDSR's neutral rule: the text branch only redistributes
   probability among items that have text.
