@@ -1,9 +1,10 @@
 """Cold-start measurement (issue 17): how well models rank test targets they never saw in training.
 
     python -m recbole_ifcdsr.cold_start [--out results/cold_start] [--models Pop,SASRec,IFCDSR,LLMEMF]
-        [--seeds 3] [--fraction 0.1] [--max_train_cpu_minutes 2] [--any_config_key=value]
+        [--seeds 3] [--fraction 0.1] [--max_train_cpu_minutes 2] [--any_config_key=value ...]
 
-(``--any_config_key=value`` reaches every run through RecBole's Config, which reads the command line.)
+(``--any_config_key=value`` or ``--any_config_key value`` reaches every run's Config; the settings this
+script sets itself (seed, data_path, checkpoint_dir, results_file) are refused there.)
 
 1. ``<out>/data/fk_llmcdsr``: the shipped fk_llmcdsr with ``--fraction`` of its distinct test-target items
    (drawn with numpy seed 0, listed in ``cold_items.txt``) removed from every training sequence. Valid and
@@ -23,12 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from recbole_ifcdsr import io
 
 METRICS = ["HR@10", "NDCG@10", "MRR"]
 
@@ -44,13 +45,13 @@ def prepare_data(out: Path, fraction: float) -> tuple[Path, list[str]]:
     listing = target / "cold_items.txt"
     if listing.is_file():
         return data_path, listing.read_text().split()
-    Config("SASRec", "fk_llmcdsr", config_dict={"state": "WARNING"})
+    Config("SASRec", "fk_llmcdsr", config_dict={"state": "WARNING"}, argv=[])
     source = default_data_path() / "fk_llmcdsr"
     prepare_dataset_dir(source)
     target.mkdir(parents=True, exist_ok=True)
     for split in ("valid", "test"):
-        shutil.copy(source / f"fk_llmcdsr.{split}.inter", target / f"fk_llmcdsr.{split}.inter")
-    shutil.copy(source / "fk_llmcdsr.item", target / "fk_llmcdsr.item")
+        io.copy_file(source / f"fk_llmcdsr.{split}.inter", target / f"fk_llmcdsr.{split}.inter")
+    io.copy_file(source / "fk_llmcdsr.item", target / "fk_llmcdsr.item")
     test = (source / "fk_llmcdsr.test.inter").read_text().splitlines()
     last = {}
     for line in test[1:]:
@@ -62,16 +63,16 @@ def prepare_data(out: Path, fraction: float) -> tuple[Path, list[str]]:
     cold_set = set(cold)
     train = (source / "fk_llmcdsr.train.inter").read_text().splitlines(keepends=True)
     kept = [train[0]] + [line for line in train[1:] if line.split("\t")[1].rstrip("\n") not in cold_set]
-    (target / "fk_llmcdsr.train.inter").write_text("".join(kept))
-    tmp = listing.with_suffix(".tmp")
-    tmp.write_text("\n".join(cold) + "\n")
-    os.replace(tmp, listing)  # last: its presence means the folder is complete
+    io.write_text(target / "fk_llmcdsr.train.inter", "".join(kept))
+    io.write_text(listing, "\n".join(cold) + "\n")  # last: its presence means the folder is complete
     print(f"held out {len(cold)} of {len(targets)} test-target items; removed {len(train) - len(kept)} training rows")
     return data_path, cold
 
 
-def case_ranks(model_name: str, settings: dict, checkpoint_dir: Path, seed: int, cold: list, rule: bool) -> dict:
-    """{protocol: (ranks of every test case, cold-target mask)} with each domain's selected weights."""
+def case_ranks(model_name: str, settings: dict, checkpoint_dir: Path, seed: int, cold: list, rule: bool,
+               options: list[str]) -> dict:
+    """{protocol: (ranks of every test case, cold-target mask)} with each domain's selected weights;
+    ``options``: the runs' ``--key=value`` settings, so the model is built as it was trained."""
     import torch
     from recbole.utils import init_seed
 
@@ -81,7 +82,7 @@ def case_ranks(model_name: str, settings: dict, checkpoint_dir: Path, seed: int,
     from recbole_ifcdsr.evaluation.protocol import ProtocolEvaluator
     from recbole_ifcdsr.registry import get_model
 
-    config = Config(model_name, "fk_llmcdsr", config_dict={**settings, "seed": seed})
+    config = Config(model_name, "fk_llmcdsr", config_dict={**settings, "seed": seed}, argv=options)
     init_seed(seed, True)
     data = CrossDomainSequentialDataset(config)
     net = get_model(model_name)(config, data)
@@ -115,14 +116,36 @@ def check_reproduces_run(results: dict, protocol: str, ranks: np.ndarray, domain
                                f"differ from the run's {({m: own[m] for m in METRICS})}")
 
 
+#: settings this script gives each run itself: a pass-through option would silently override them
+OWN_SETTINGS = {"seed": "--seeds N runs seeds 0..N-1", "data_path": "the held-out copy under --out",
+                "checkpoint_dir": "<out>/saved", "results_file": "<out>/runs"}
+
+
+def run_options(extra: list[str]) -> list[str]:
+    """The pass-through options as ``--key=value`` (cli.config_options); one of :data:`OWN_SETTINGS`
+    is a ConfigError."""
+    from recbole_ifcdsr.cli import config_options
+    from recbole_ifcdsr.errors import ConfigError
+
+    options = config_options(extra)
+    for option in options:
+        key = option[2:].partition("=")[0]
+        if key in OWN_SETTINGS:
+            raise ConfigError(f"{option}: cold_start sets {key} itself ({OWN_SETTINGS[key]}); leave it out")
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # allow_abbrev=False: a run's --seed must not be read as a prefix of --seeds
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--out", default="results/cold_start")
     parser.add_argument("--models", default="Pop,SASRec,IFCDSR,LLMEMF")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--max_train_cpu_minutes", type=float, default=2.0)
-    args, _ = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(argv)
 
     import recbole_ifcdsr  # noqa: F401
     from recbole_ifcdsr.errors import run_cli
@@ -130,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
 
     def measure() -> int:
+        options = run_options(extra)
         out = Path(args.out).resolve()
         data_path, cold = prepare_data(out, args.fraction)
         settings = {"data_path": str(data_path), "checkpoint_dir": str(out / "saved"), "show_progress": False,
@@ -140,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                 results = out / "runs" / f"{model}-seed{seed}.json"
                 if not results.is_file():
                     run_recbole_ifcdsr(model, "fk_llmcdsr", config_dict={**settings, "seed": seed,
-                                                                         "results_file": str(results)})
+                                                                         "results_file": str(results)}, argv=options)
                 variants = [(model, False)] + ([(f"{model} + untrained rule", True)] if model == "LLMEMF" else [])
                 for label, rule in variants:
-                    for protocol, (ranks, is_cold, domains) in case_ranks(model, settings, out / "saved", seed, cold, rule).items():
+                    for protocol, (ranks, is_cold, domains) in case_ranks(model, settings, out / "saved", seed, cold, rule, options).items():
                         if not rule:
                             check_reproduces_run(json.loads(results.read_text()), protocol, ranks, domains, metrics_from_ranks)
                         for group, mask in (("cold", is_cold), ("other", ~is_cold)):
@@ -163,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{values.mean():.4f} ± {values.std():.4f}")
             summary.append(entry)
             table.append(f"| {label} | {protocol} | {group} | {entry['n']} | " + " | ".join(cells) + " |")
-        (out / "cold_start.json").write_text(json.dumps({"cold_items": len(cold), "settings": {
+        io.write_json(out / "cold_start.json", {"cold_items": len(cold), "settings": {
             "fraction": args.fraction, "seeds": args.seeds, "max_train_cpu_minutes": args.max_train_cpu_minutes,
-            "command_line": sys.argv[1:]}, "rows": summary}, indent=2))
-        (out / "cold_start.md").write_text("\n".join(table) + "\n")
+            "command_line": argv}, "rows": summary})
+        io.write_text(out / "cold_start.md", "\n".join(table) + "\n")
         print("\n".join(table))
         return 0
 

@@ -17,7 +17,9 @@ from recbole_ifcdsr.features.store import feature_path, save_features
 from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
 from recbole_ifcdsr.registry import get_model
 from recbole_ifcdsr import compat
+from recbole_ifcdsr.errors import DataError
 from recbole_ifcdsr.serving.cli import main
+from recbole_ifcdsr.serving.model_file import _titles, save_model_file
 from recbole_ifcdsr.serving.recommender import Recommender, RecommendError
 
 TINY = {**SMALL_RUN, "epochs": 1, "id_embedding_size": 16, "text_feature": "text", "item_features": {}}
@@ -187,6 +189,58 @@ def test_cli_bad_input_line_and_bad_files_are_one_line(ifcdsr_file, tmp_path, ca
     assert main(["--checkpoint", str(best), "--history", "a", "--domain", "X"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {best}: not a readable model file (UnpicklingError: Weights only load failed") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"k": [5]}, "k must be an integer from 1 to 585 (the items of domain X), got [5]"),
+    ({"k": "5"}, "k must be an integer from 1 to 585 (the items of domain X), got '5'"),
+    ({"domain": "Y", "k": 0}, "k must be an integer from 1 to 693 (the items of domain Y), got 0"),
+    ({"domain": "Books"}, "unknown domain 'Books'; valid: X (Grocery), Y (Kitchen)"),
+    ({"domain": ["X"]}, "unknown domain '['X']'; valid: X (Grocery), Y (Kitchen)"),
+])
+@pytest.mark.integration
+def test_cli_bad_domain_or_k_of_an_input_line_names_the_line(ifcdsr_file, tmp_path, capsys, fields, message):
+    """A request's own domain or k is checked with its history, before anything is scored or written
+    (an unhashable k used to crash the grouping with a TypeError traceback)."""
+    path, history = ifcdsr_file
+    requests = tmp_path / "in.jsonl"
+    requests.write_text(json.dumps({"history": history}) + "\n\n" + json.dumps({"history": history, **fields}) + "\n")
+    out = tmp_path / "o.jsonl"
+    assert main(["--checkpoint", str(path), "--input", str(requests), "--domain", "X", "--output", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: {requests}:3: {message}\n"
+    assert not out.exists()
+
+
+@pytest.mark.unit
+def test_model_file_write_is_atomic(tmp_path):
+    """A payload that cannot be saved leaves the previous model file whole and no temporary file."""
+    path = save_model_file(tmp_path / "m-model.pth", {"format": "old"})
+    with pytest.raises(Exception):
+        save_model_file(path, {"format": "new", "unsaveable": lambda: None})
+    assert torch.load(path, weights_only=True) == {"format": "old"}
+    assert [p.name for p in tmp_path.iterdir()] == ["m-model.pth"]
+
+
+@pytest.mark.integration
+def test_model_file_titles_come_from_the_item_reader(abxi_small_dir, tmp_path):
+    """Titles are the .item file's, whatever its line ends; a malformed row is an error naming its line,
+    not a silently missing title."""
+    shutil.copytree(abxi_small_dir / "fk_abxi", tmp_path / "fk_abxi")
+    config = Config("SASRec", "fk_abxi", config_dict={**TINY, "data_path": str(tmp_path)})
+    data = CrossDomainSequentialDataset(config)
+    item_file = tmp_path / "fk_abxi" / "fk_abxi.item"
+    lines = item_file.read_text().splitlines()
+    token2id = data.field2token_id[data.iid_field]
+    expected = [""] * data.item_num
+    for line in lines[1:]:
+        expected[token2id[line.split("\t")[0]]] = (line.split("\t") + [""] * 4)[3].strip()
+    assert sum(bool(t) for t in expected) > 100  # the slice has titles to compare
+    assert _titles(data) == expected
+    item_file.write_bytes("".join(line + "\r\n" for line in lines).encode())
+    assert _titles(data) == expected  # no "\r" left in the last column
+    item_file.write_text("\n".join(lines[:5] + [lines[5].split("\t")[0]] + lines[6:]) + "\n")
+    with pytest.raises(DataError, match=rf"fk_abxi.item:6: 1 fields, the header has {len(lines[0].split(chr(9)))}$"):
+        _titles(data)
 
 
 @pytest.mark.integration

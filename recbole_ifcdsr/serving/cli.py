@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
+from recbole_ifcdsr import io
+from recbole_ifcdsr.data.dataset import DOMAINS
 from recbole_ifcdsr.errors import DataError, run_cli
 from recbole_ifcdsr.serving.recommender import Recommender, RecommendError
 
@@ -71,13 +72,6 @@ def read_new_items(path: str) -> list[dict]:
     return items
 
 
-def _write_lines(path: str, lines: list[str]) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(line + "\n" for line in lines)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
@@ -92,20 +86,21 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         requests = _read_requests(args.input)
         results: list = [None] * len(requests)
-        groups: dict = {}  # (domain, k) -> request indexes: one forward pass per group
+        groups: dict = {}  # (domain index, k) -> request indexes: one forward pass per group
         for i, request in enumerate(requests):
-            groups.setdefault((request.get("domain", args.domain), request.get("k", args.k)), []).append(i)
-        for (domain, k), indexes in groups.items():
-            for i in indexes:  # name the line of a bad request before anything is scored
-                try:
-                    recommender.split_history(requests[i]["history"])
-                except RecommendError as error:
-                    raise RecommendError(f"{args.input}:{requests[i]['line']}: {error}") from error
-            recs = recommender.recommend_batch([requests[i]["history"] for i in indexes], domain, k, exclude)
+            try:  # name the line of a bad request before anything is scored
+                d = recommender.domain_index(request.get("domain", args.domain))
+                k = recommender.check_k(request.get("k", args.k), d)
+                recommender.split_history(request["history"])
+            except RecommendError as error:
+                raise RecommendError(f"{args.input}:{request['line']}: {error}") from error
+            groups.setdefault((d, k), []).append(i)
+        for (d, k), indexes in groups.items():
+            recs = recommender.recommend_batch([requests[i]["history"] for i in indexes], DOMAINS[d], k, exclude)
             for i, rec in zip(indexes, recs):
                 results[i] = json.dumps(rec.as_dict())
         if args.output:
-            _write_lines(args.output, results)
+            io.write_text(args.output, "".join(line + "\n" for line in results))
         else:
             print("\n".join(results))
         return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbole_ifcdsr import compat
+from recbole_ifcdsr import compat, io
 from recbole_ifcdsr.data.dataset import DOMAINS
 from recbole_ifcdsr.errors import CheckpointError, brief
 from recbole_ifcdsr.features.store import feature_path, load_features
@@ -49,18 +49,10 @@ def _titles(dataset) -> list[str]:
     """Title of each internal item id ('' where none; index 0 is padding), read from the .item file
     (RecBole remaps token_seq titles word by word, so the raw line is the only faithful copy)."""
     titles = [""] * dataset.item_num
-    path = os.path.join(dataset.dataset_path, f"{dataset.dataset_name}.item")
     token2id = dataset.field2token_id[dataset.iid_field]
-    with open(path, encoding="utf-8") as f:
-        header = [name.split(":")[0] for name in f.readline().rstrip("\n").split("\t")]
-        if "title" not in header:
-            return titles
-        item_col, title_col = header.index(dataset.iid_field), header.index("title")
-        for line in f:
-            fields = line.rstrip("\n").split("\t")
-            item = token2id.get(fields[item_col])
-            if item is not None and title_col < len(fields):
-                titles[item] = fields[title_col]
+    for item in io.read_item_table(os.path.join(dataset.dataset_path, f"{dataset.dataset_name}.item")):
+        if item.token in token2id:
+            titles[token2id[item.token]] = item.title
     return titles
 
 
@@ -108,9 +100,8 @@ def build_payload(config, dataset, model, best_states: dict) -> dict:
 def save_model_file(path: str | os.PathLike, payload: dict) -> Path:
     """Write atomically (a crash leaves the old file or none, never half of one)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with io.atomic_file(path) as handle:
+        torch.save(payload, handle)
     return path
 
 

@@ -132,7 +132,7 @@ class Recommender:
         valid = ", ".join(f"{n} ({self.domain_names[n]})" if n in self.domain_names else n for n in DOMAINS)
         raise RecommendError(f"unknown domain '{domain}'; valid: {valid}")
 
-    def _check_k(self, k, domain: int) -> int:
+    def check_k(self, k, domain: int) -> int:
         size = len(self.catalog.domain_items[domain])
         if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k > size:
             raise RecommendError(f"k must be an integer from 1 to {size} (the items of domain "
@@ -160,7 +160,7 @@ class Recommender:
     def recommend_batch(self, histories: list, domain: str, k: int = 10, exclude_seen: bool = True) -> list:
         """:meth:`recommend` for many histories with one forward pass (every request is checked first)."""
         d = self.domain_index(domain)
-        k = self._check_k(k, d)
+        k = self.check_k(k, d)
         requests = [self.split_history(h) for h in histories]
         if not requests:
             return []

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from recbole_ifcdsr import io
 from recbole_ifcdsr.errors import run_cli
 from recbole_ifcdsr.paths import PROPERTIES_DIR, default_data_path, user_properties_dir
 
@@ -153,20 +152,6 @@ def dataset_readme(meta: dict, command: str) -> str:
     return "\n".join(lines)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path`` and move it in: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def convert_folder(fmt: str, src: Path, name: str, domains: Optional[str] = None, titles: Sequence[Path] = (),
                    data_path: Optional[Path] = None, properties: Optional[Path] = None, train: Optional[Path] = None,
                    allow_missing: bool = False, command: str = "") -> dict:
@@ -192,8 +177,8 @@ def convert_folder(fmt: str, src: Path, name: str, domains: Optional[str] = None
     else:
         meta = convert_c2dsr_folder(src, out, name, names, titles, Path(train) if train else src / TRAIN_FILE,
                                     provenance)
-    write_text_atomic(out / "README.md", dataset_readme(meta, provenance["command"]))
-    write_text_atomic(yaml_path, recipe_yaml(fmt, name, names, provenance))
+    io.write_text(out / "README.md", dataset_readme(meta, provenance["command"]))
+    io.write_text(yaml_path, recipe_yaml(fmt, name, names, provenance))
     return meta
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from .formats import dataset_readme, write_text_atomic
+from recbole_ifcdsr import io
+
+from .formats import dataset_readme
 from .llmcdsr import SOURCE_COMMIT, check_missing, convert_llmcdsr, llmcdsr_titles
 
 NAME = "mb_llmcdsr"
@@ -39,5 +41,5 @@ def convert_mb_llmcdsr(src: Path, out: Path, derived: Optional[Path] = None, all
         provenance["notes"] = [f"{sum(asin in listed for asin in books):,} of {len(books):,} Book ASINs are listed in "
                                f"{book_tsv.name}; titled Book items are the ones it gives a non-empty title"]
     meta = convert_llmcdsr(src, out, NAME, DOMAINS, titles, missing, provenance)
-    write_text_atomic(out / "README.md", dataset_readme(meta, COMMAND))
+    io.write_text(out / "README.md", dataset_readme(meta, COMMAND))
     return meta
