@@ -117,14 +117,19 @@ def test_openai_backend_retries_records_failures_and_reruns_only_failed(tmp_path
     items = [Item(f"tok{i}", "Food", t) for i, t in enumerate(titles)]
     cache = EnrichCache(tmp_path / "c.jsonl")
     with ChatServer() as server:
-        # the timeout only has to fire for "stall" (never answered); far above a loaded machine's local round trip
-        backend = OpenAIBackend(server.url, "test-model", api_key_env="ENRICH_TEST_KEY", concurrency=3,
-                                timeout=2.0, retries=2, backoff=0.01)
-        first = enrich(items, backend, PROMPT, cache, progress=False)
+        # answered requests get a timeout no loaded machine reaches, so they are never retried for slowness;
+        # "stall" is never answered, so its own backend's short timeout fires on every attempt, however loaded
+        settings = dict(api_key_env="ENRICH_TEST_KEY", concurrency=3, retries=2, backoff=0.01)
+        backend = OpenAIBackend(server.url, "test-model", timeout=120.0, **settings)
+        stalled = OpenAIBackend(server.url, "test-model", timeout=0.2, **settings)
+        answered = [item for item in items if item.title != "stall"]
+        first = enrich(answered, backend, PROMPT, cache, progress=False)
+        stall = enrich([items[4]], stalled, PROMPT, cache, progress=False)
         assert server.requests == {"ok-1": 1, "ok-2": 1, "flaky": 2, "limited": 2, "stall": 3, "bad": 1, "empty": 1}
         assert set(server.auth) == {"Bearer secret-1"}
         assert all(b["model"] == "test-model" and b["temperature"] == 0.0 and b["max_tokens"] == 16 for b in server.bodies)
-        assert (first.cached, first.generated, first.failed, first.tokens) == (0, 4, 3, 16)
+        assert (first.cached, first.generated, first.failed, first.tokens) == (0, 4, 2, 16)
+        assert (stall.cached, stall.generated, stall.failed, stall.tokens) == (0, 0, 1, 0)
         records = by_token(cache)
         assert records["tok0"][0]["text"] == "Notes on ok-1."  # <think> block stripped
         assert (records["tok0"][0]["tokens"], records["tok0"][0]["prompt_tokens"]) == (4, 9)
