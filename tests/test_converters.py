@@ -421,6 +421,25 @@ def test_registry_and_cli_defaults():
         CONVERTERS["fk_abxi"](Path("x"), Path("y"), train=Path("t"))
 
 
+@pytest.mark.unit
+def test_preset_source_default_needs_the_shared_folder(tmp_path, monkeypatch, capsys):
+    """Beside ../shared/data (a source checkout) the presets read it; without it (an installed package,
+    whose ../shared is next to site-packages) the command asks for --src in one line, before writing."""
+    import recbole_ifcdsr.data.converters as converters
+    from recbole_ifcdsr.data.convert import main as convert_main
+
+    present = tmp_path / "shared" / "data"
+    present.mkdir(parents=True)
+    monkeypatch.setattr(converters, "SHARED_DATA_DIR", present)
+    assert converters.default_src("fk_abxi") == present / "abxi-afk"
+    absent = tmp_path / "site-packages-sibling" / "shared" / "data"
+    monkeypatch.setattr(converters, "SHARED_DATA_DIR", absent)
+    assert convert_main(["fk_abxi", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (f"error: convert fk_abxi: give --src DIR, the folder of the release's files "
+                                       f"(the default {absent} exists only beside a source checkout)\n")
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- completeness: a cut file is never "converted"
 
 @pytest.fixture

@@ -43,7 +43,8 @@ def _dataset_dir(args: argparse.Namespace, name: str) -> Path:
 
 # ---- release presets -----------------------------------------------------------------------------
 def _preset_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--src", type=Path, help="the release's folder (default ../shared/data/<folder>)")
+    parser.add_argument("--src", type=Path, help="the release's folder (default ../shared/data/<folder> beside a source "
+                        "checkout; required elsewhere)")
     _add_output(parser)
     parser.add_argument("--train", type=Path, help="C2DSR traindata_new.txt (default <src>/traindata_new.txt)")
     parser.add_argument("--derived", type=Path, help="folder of title TSVs (default <src>/../derived)")

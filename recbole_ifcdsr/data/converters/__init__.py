@@ -27,7 +27,6 @@ __all__ = [
     "convert_c2dsr", "convert_fk_abxi", "convert_fk_llmcdsr", "convert_food_kitchen",
     "convert_mb_llmcdsr", "convert_movie_book", "default_out", "default_src", "load_c2dsr_items", "load_titles",
     "main", "parse_abxi_sequences", "parse_c2dsr_sequences", "parse_llmcdsr_sequences",
-    "repo_root",
 ]
 
 # Folder under ../shared/data holding each dataset's upstream files.
@@ -70,13 +69,12 @@ CONVERTERS: Dict[str, Callable[..., dict]] = {
 }
 
 
-def repo_root() -> Path:
-    """The repository root: the parent of the ``recbole_ifcdsr`` package directory."""
-    return Path(__file__).resolve().parents[3]
-
-
 def default_src(name: str) -> Path:
-    """``<repo>/../shared/data/<source folder>``, where the real upstream files live."""
+    """``<repo>/../shared/data/<source folder>``, where the project keeps the real upstream files. That
+    folder exists only beside a source checkout; elsewhere (an installed package) ``--src`` is required."""
+    if not SHARED_DATA_DIR.is_dir():
+        raise ConversionError(f"convert {name}: give --src DIR, the folder of the release's files (the default "
+                              f"{SHARED_DATA_DIR} exists only beside a source checkout)")
     return SHARED_DATA_DIR / SOURCE_FOLDERS[name]
 
 
