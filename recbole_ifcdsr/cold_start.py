@@ -135,17 +135,21 @@ def run_options(extra: list[str]) -> list[str]:
     return options
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: a run's --seed must not be read as a prefix of --seeds
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     allow_abbrev=False)
+    parser = argparse.ArgumentParser(prog="python -m recbole_ifcdsr.cold_start", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--out", default="results/cold_start")
     parser.add_argument("--models", default="Pop,SASRec,IFCDSR,LLMEMF")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--max_train_cpu_minutes", type=float, default=2.0)
-    args, extra = parser.parse_known_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extra = build_parser().parse_known_args(argv)
 
     import recbole_ifcdsr  # noqa: F401
     from recbole_ifcdsr.errors import run_cli

@@ -25,6 +25,8 @@ DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 ALIASES = {"recbole_ifcdsr.run": ["run"], "recbole_ifcdsr.compare": ["compare"], "recbole_ifcdsr.features": ["features"],
            "recbole_ifcdsr.enrich": ["enrich"], "recbole_ifcdsr.data.converters": ["convert"],
            "recbole_ifcdsr.data.amazon": ["convert", "amazon"]}
+#: scripts run as ``python -m <module>`` that are no command of the CLI: each has build_parser() and run_options()
+SCRIPTS = ("recbole_ifcdsr.cold_start",)
 PLACEHOLDERS = {"<d>": "fk_abxi"}  # results.md's reproduction lines run once per dataset
 ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
 
@@ -66,6 +68,8 @@ def _plugin_argv(tokens: list[str]) -> list[str] | None:
     module, rest = tokens[2], tokens[3:]
     if module == "recbole_ifcdsr":
         return rest
+    if module in SCRIPTS:
+        return [module, *rest]
     return [*ALIASES[module], *rest] if module in ALIASES else None
 
 
@@ -106,6 +110,14 @@ def _parse(argv: list[str], capsys) -> None:
         assert cli.main(argv) == 0
         return
     command, args = argv[0], argv[1:]
+    if command in SCRIPTS:
+        script = importlib.import_module(command)
+        try:
+            parsed, extra = script.build_parser().parse_known_args(args)
+        except SystemExit:
+            pytest.fail(capsys.readouterr().err)
+        script.run_options(extra)
+        return
     assert command in cli.COMMANDS, f"unknown command {command!r}"
     parser = importlib.import_module(cli.COMMANDS[command].module).build_parser()
     try:

@@ -5,8 +5,8 @@
 ``{"items": [{"item", "score", "domain", "title"}, ...], "unknown": [...]}``; ``--input`` reads one JSON
 object per line (``{"history": [...]}``, optionally ``"domain"`` and ``"k"``, else the command's) and
 writes one result per line, in input order, atomically. Unknown tokens are listed and skipped. Exit 2
-with one ``error: ...`` line: a history without a known item (the line number with --input), a bad
-domain or k, an unreadable model file.
+with one ``error: ...`` line: a history without a known item, a bad domain or k (each with its line
+number under --input, every line checked before any is scored), an unreadable model file.
 """
 from __future__ import annotations
 
