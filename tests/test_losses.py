@@ -158,6 +158,10 @@ def test_popularity_negatives_are_drawn_by_training_count_plus_one(abxi_slice_di
      "num_negatives 28096 invalid; valid: an integer from 1 to 28095 (branch S^{X+Y} has 28095 items)"),
     ({"num_negatives": "many", "loss_type": "sampled"}, "config_dict num_negatives='many': num_negatives must be an integer"),  # Config's type check
     ({"full_loss_tile": 0}, "full_loss_tile 0 invalid; valid: a positive integer"),
+    ({"alpha": 1.5}, "alpha 1.5 invalid; valid: a number from 0 to 1 (the ID table's weight"),
+    ({"alpha": -0.1}, "alpha -0.1 invalid; valid: a number from 0 to 1"),
+    # the slice has no image store, so alpha=0 leaves no table to score with (was a traceback in the loss)
+    ({"alpha": 0.0}, "IFCDSR: no table keeps a positive fusion weight (tables loaded: id; weights {'id': 0.0, 'img': 1.0})"),
 ])
 def test_bad_loss_settings_are_one_line_errors_naming_key_and_valid_values(abxi_slice_dir, overrides, message):
     with pytest.raises(ValueError) as error:
