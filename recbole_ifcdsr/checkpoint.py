@@ -1,7 +1,9 @@
 """What a ``-last`` checkpoint records about its run, and the checks a resume makes.
 
 A checkpoint knows its run: model, dataset, the settings that change the data, the evaluation or
-the model's inputs (:data:`RUN_KEYS`), a SHA-256 of every atomic file and feature store the run
+the model's inputs (:data:`RUN_KEYS`), the model's and optimiser's own settings (:func:`model_keys`:
+a changed temperature, loss or learning rate with the same shapes would otherwise resume silently
+into another model), a SHA-256 of every atomic file and feature store the run
 read, and the shape of every tensor of the model. A resume whose run differs in any of these is
 refused with one line that says which run the checkpoint belongs to; otherwise it would report
 another dataset's numbers under this one's name, or fail deep inside ``load_state_dict``.
@@ -19,16 +21,26 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import recbole
 import torch
 
 from recbole_ifcdsr import compat
+from recbole_ifcdsr.config import model_yaml_files
 from recbole_ifcdsr.errors import CheckpointError, CheckpointMismatchError, brief
 from recbole_ifcdsr.features.store import FROZEN_STORE_KEYS, feature_path
+from recbole_ifcdsr.yamlfile import read_yaml
 
-FORMAT = 3  # 1: no run record and no random state (before resume was checked); 2: results per domain, not a RunResult
+FORMAT = 4  # 1: no run record and no random state (before resume was checked); 2: results per domain, not a
+# RunResult; 3: no model settings and no stop record
 #: settings that change which data a run trains and evaluates on, or how it is scored
 RUN_KEYS = ("seed", "USER_ID_FIELD", "ITEM_ID_FIELD", "load_col", "unload_col", "benchmark_filename",
             "cdsr_recipe", "MAX_ITEM_LIST_LENGTH", "cdsr_negatives", "cdsr_metrics", "cdsr_tie_tolerance")
+#: the optimiser's settings, recorded with every key of the model's YAML files (:func:`model_keys`)
+OPTIMISER_KEYS = ("learning_rate", "weight_decay", "train_batch_size")
+#: keys of a model's YAML that say how long or how visibly it trains, or how much memory a step holds, not
+#: what it learns: a resume may change them (e.g. more epochs, a larger budget)
+NOT_MODEL_KEYS = frozenset({"epochs", "max_train_minutes", "max_train_cpu_minutes", "show_progress", "state",
+                            "resume", "checkpoint_dir", "results_file", "full_loss_tile"})
 
 
 def _plain(value):
@@ -50,6 +62,18 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def model_keys(model_name: str, model_class: type) -> list[str]:
+    """The model's own settings: every key of its YAML files (RecBole's for a RecBole model, then the
+    plug-in's along the class hierarchy) and the optimiser's, less :data:`NOT_MODEL_KEYS`."""
+    files = [Path(recbole.__file__).parent / "properties" / "model" / f"{model_name}.yaml",
+             *model_yaml_files(model_name, model_class)]
+    keys = dict.fromkeys(OPTIMISER_KEYS)
+    for path in files:
+        if path.is_file():
+            keys.update(dict.fromkeys(read_yaml(path) or {}))
+    return sorted(k for k in keys if k not in NOT_MODEL_KEYS)
+
+
 def run_identity(config, dataset, model: torch.nn.Module) -> dict:
     """The record of this run that every checkpoint carries (see the module docstring)."""
     selection = config["cdsr_selection"] or {}
@@ -66,6 +90,7 @@ def run_identity(config, dataset, model: torch.nn.Module) -> dict:
         "files": dict(dataset.file_fingerprint),
         "features": features,
         "config": {key: _plain(config[key]) for key in RUN_KEYS},
+        "model_config": {key: _plain(config[key]) for key in model_keys(config["model"], type(model))},
         "selection": {"mode": selection.get("mode"), "metric": selection.get("metric")},
         "shapes": {name: list(t.shape) for name, t in model.state_dict().items()},
     }
@@ -96,6 +121,10 @@ def mismatch(saved: dict, current: dict) -> str | None:
         old, new = saved["shapes"].get(name), current["shapes"].get(name)
         if old != new:
             return f"its tensor {name} has shape {old}, this run's model has {new}"
+    for key in sorted(set(saved["model_config"]) | set(current["model_config"])):  # same shapes, other settings
+        old, new = saved["model_config"].get(key), current["model_config"].get(key)
+        if old != new:
+            return f"its {key} is {old!r}, this run's is {new!r}"
     return None
 
 

@@ -11,7 +11,8 @@ Choosing a setting: ``--split=valid --select=MRR`` shows validation tables and n
 best validation MRR (mean over the two domains) per protocol, also in ``<out>/selection.json``.
 
 Each cell runs in its own process (a crash fails one cell, not the grid) and writes
-``<out>/<label>-seed<k>.json``; a cell whose JSON exists with the same requested settings is
+``<out>/<label>-seed<k>.json``, its checkpoints in ``<checkpoint_dir>/<label>/`` (``<out>/saved/<label>/``
+unless ``--checkpoint_dir`` is given); a cell whose JSON exists with the same requested settings is
 reused, so an interrupted grid resumes. A cell is stored only with complete results (both domains,
 both splits, every requested protocol, finite numbers); anything else is a failed cell, listed as
 such, and a stored cell that is not complete is run again. Model names and ``--seeds`` are checked
@@ -131,6 +132,15 @@ def cell_path(out_dir: Path, request: dict, suffix: str) -> Path:
     return out_dir / f"{file_stem(row_label(request))}-seed{request['seed']}{suffix}"
 
 
+def cell_checkpoint_dir(out_dir: Path, request: dict, overrides: list[str]) -> Path:
+    """``<base>/<label>``: each row's own checkpoint folder under the user's ``--checkpoint_dir`` (default
+    ``<out>/saved``), so variants of one model at one seed never share, overwrite or resume each other's
+    ``<model>-<dataset>-seed<N>-*.pth`` files."""
+    given = [o.partition("=")[2] for o in overrides if o.startswith("--checkpoint_dir=")]
+    base = Path(given[-1]) if given else out_dir / "saved"
+    return base / file_stem(row_label(request))
+
+
 def result_problem(result: dict) -> str | None:
     """Why a cell's results JSON cannot go into a table (None when it can): see RunResult.problem."""
     if not isinstance(result, dict):
@@ -161,7 +171,9 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
     tmp_result = cell_path(out_dir, request, ".partial.json")
     command = [sys.executable, "-m", "recbole_ifcdsr", "run",
                f"--model={request['model']}", f"--dataset={request['dataset']}", f"--seed={request['seed']}",
-               f"--results_file={tmp_result}", "--show_progress=False", *overrides]
+               f"--results_file={tmp_result}", "--show_progress=False",
+               *[o for o in overrides if not o.startswith("--checkpoint_dir=")],
+               f"--checkpoint_dir={cell_checkpoint_dir(out_dir, request, overrides)}"]
     if config_files:
         command.append("--config_files=" + ",".join(config_files))
     with open(log_path, "w") as log:

@@ -6,7 +6,8 @@ protocol. When a domain's selection score improves, the test split is evaluated 
 domain's reported result (the sources do this too), so no model is trained twice. A ``-last``
 checkpoint (model, optimiser, selection state, results so far, random states and data order, and
 the record of its run: see checkpoint.py) is written after every epoch, and ``resume=True``
-continues from it after a crash exactly as the uninterrupted run would have gone on.
+continues from it after a crash exactly as the uninterrupted run would have gone on; a run that had
+already stopped (budget, early stopping) trains no more and reports what it had.
 
 Nothing wrong is reported: training stops at the first non-finite loss or gradient, naming the
 batch, and a run that trained or evaluated nothing, or selected no epoch for a domain, fails.
@@ -112,6 +113,7 @@ class CrossDomainTrainer(Trainer):
         self.epoch_losses: list = []  # training loss of every epoch (kept across resume)
         self.run_identity: dict | None = None  # what this run is; set_run before checkpoints are written
         self._resumed_random: dict | None = None  # random states and data order to restore when fit starts
+        self._resumed_stop: str | None = None  # why the resumed run had stopped (budget, early stopping), if it had
 
     def set_run(self, identity: dict) -> None:
         """The record of this run (checkpoint.run_identity) that each checkpoint carries."""
@@ -171,11 +173,12 @@ class CrossDomainTrainer(Trainer):
                              f"the step (the last good checkpoint is {self.saved_model_file})")
 
     # ---- checkpoints -------------------------------------------------------------------------
-    def _cdsr_state(self, epoch: int, selector: ModelSelector, train_data=None) -> dict:
+    def _cdsr_state(self, epoch: int, selector: ModelSelector, train_data=None, stopped: str | None = None) -> dict:
         generator = getattr(train_data, "generator", None)
         return {
             "format": checkpoint.FORMAT,
             "run": self.run_identity,
+            "stopped": stopped,  # why training ended before its last epoch; a resume then trains no more
             "random": checkpoint.rng_state(),
             "data_order": generator.get_state() if generator is not None else None,
             "losses": list(self.epoch_losses),
@@ -215,8 +218,13 @@ class CrossDomainTrainer(Trainer):
         self.train_seconds, self.eval_seconds, self.budget_used = state["seconds"]
         self.epoch_losses = list(state["losses"])
         self._resumed_random = {"random": state["random"], "data_order": state["data_order"]}
+        self._resumed_stop = state["stopped"]
         self.start_epoch = state["epoch"] + 1
-        self.logger.info(set_color(f"Resumed from {self.saved_model_file} at epoch {self.start_epoch}", "blue"))
+        if self._resumed_stop:
+            self.logger.info(set_color(f"Resumed from {self.saved_model_file}: that run had stopped after epoch "
+                                       f"{state['epoch']} ({self._resumed_stop}); no more training", "blue"))
+        else:
+            self.logger.info(set_color(f"Resumed from {self.saved_model_file} at epoch {self.start_epoch}", "blue"))
         return True
 
     # ---- training with recipe selection ------------------------------------------------------
@@ -243,8 +251,8 @@ class CrossDomainTrainer(Trainer):
             if self._resumed_random["data_order"] is not None and getattr(train_data, "generator", None) is not None:
                 train_data.generator.set_state(self._resumed_random["data_order"])
             self._resumed_random = None
-        stop_reason = "max epochs"
-        for epoch in range(self.start_epoch, epochs):
+        stop_reason = self._resumed_stop or "max epochs"
+        for epoch in range(epochs if self._resumed_stop else self.start_epoch, epochs):
             out_of_time = False
             if self.trainable:
                 start = time.time()
@@ -269,13 +277,11 @@ class CrossDomainTrainer(Trainer):
                             self._write({"config": self.config, "epoch": epoch, "state_dict": self.model.state_dict()},
                                         self.best_model_file[d])
                     self.logger.info(set_color(f"improved {improved}; test", "blue") + "\n" + format_domain_metrics(test, self.domain_names))
+            stopped = "early stopping" if selector.should_stop else budget.describe() if out_of_time else None
             if saved:
-                self._write(self._cdsr_state(epoch, selector, train_data), self.saved_model_file)
-            if selector.should_stop:
-                stop_reason = "early stopping"
-                break
-            if out_of_time:
-                stop_reason = budget.describe()
+                self._write(self._cdsr_state(epoch, selector, train_data, stopped), self.saved_model_file)
+            if stopped:
+                stop_reason = stopped
                 break
         self.logger.info(f"Finished training ({stop_reason}); train {self.train_seconds:.0f}s, eval {self.eval_seconds:.0f}s")
         if not self.history:

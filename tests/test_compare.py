@@ -264,3 +264,24 @@ def test_a_grid_without_results_replaces_its_stale_summary(tmp_path, capsys):
     assert not (out / "summary.csv").exists() and not (out / "summary.png").exists()
     assert not (out / "Pop-seed0.json").exists()  # a cell without results is never cached
     assert "error: Dataset folder" in (out / "Pop-seed0.log").read_text()
+
+
+@pytest.mark.e2e
+def test_variants_of_one_model_keep_their_own_checkpoints(abxi_small_dir, tmp_path, monkeypatch):
+    """Two rows of IFCDSR at the same seed: each cell writes its checkpoints into a folder of its row
+    under --checkpoint_dir, so neither overwrites (or could resume from) the other's model file."""
+    from recbole_ifcdsr import cli
+
+    monkeypatch.chdir(tmp_path)  # RecBole writes log/ into the working directory
+    negatives = "{'num': 50, 'replacement': False, 'exclude': 'sequence', 'redraw': 'every_pass', 'rng': 'generator', 'seed': 1}"
+    selection = "{'mode': 'joint', 'metric': 'MRR', 'improve': 'ge', 'warmup_epochs': 0, 'patience': 61}"
+    code = cli.main(["compare", "--dataset=fk_abxi", "--models=multi=IFCDSR,single=IFCDSR:multiple_attention=False",
+                     "--seeds=1", f"--out={tmp_path / 'grid'}", "--protocols=sampled", f"--data_path={abxi_small_dir}",
+                     f"--checkpoint_dir={tmp_path / 'saved'}", "--state=WARNING", "--epochs=1", "--id_embedding_size=8",
+                     "--n_heads=1", "--train_batch_size=64", "--MAX_ITEM_LIST_LENGTH=20",
+                     f"--cdsr_negatives={negatives}", f"--cdsr_selection={selection}"])
+    assert code == 0
+    files = {row: tmp_path / "saved" / row / "IFCDSR-fk_abxi-seed0-model.pth" for row in ("multi", "single")}
+    assert all(f.is_file() for f in files.values())
+    assert files["multi"].read_bytes() != files["single"].read_bytes()
+    assert not list((tmp_path / "saved").glob("*.pth"))  # nothing shared at the base

@@ -84,7 +84,7 @@ def test_items_without_text_keep_their_id_probability(with_features):
 @pytest.mark.parametrize("weights, message", [
     ({"id": 0.5, "audio": 0.5}, "keys id, img, txt"),
     ({"id": -0.1, "txt": 1.0}, "weights >= 0"),
-    ({"id": 0.0, "img": 1.0}, "every available modality has fusion weight 0"),
+    ({"id": 0.0, "img": 1.0}, r"LLMEMF: no table keeps a positive fusion weight \(tables loaded: id, txt;"),
 ])
 def test_bad_fusion_weights_are_named(with_features, weights, message):
     root, _ = with_features

@@ -37,6 +37,15 @@ def listed(value: str) -> list[str]:
 
 
 @pytest.mark.unit
+def test_torch_lower_bound_has_fused_adam_on_cpu():
+    """trainer.fused_adam asks torch for fused=True on CPU parameters, which torch has from 2.4 on
+    (pytorch PR #123074); an older torch passed by the bound would fail at the first training run."""
+    torch_line = next(line for line in listed(setup_options()["install_requires"]) if line.startswith("torch>="))
+    lower = torch_line.split(">=")[1].split(",")[0]
+    assert tuple(int(part) for part in lower.split(".")[:2]) >= (2, 4), torch_line
+
+
+@pytest.mark.unit
 def test_setup_lists_every_package_and_maps_the_data_folders():
     """setup.cfg lists its packages by hand (two are mapped folders, which find: cannot express): a new
     subpackage missing from the list would be missing from the wheel."""

@@ -112,6 +112,10 @@ def test_a_checkpoint_of_other_data_under_the_same_name_is_refused(one_epoch, ot
     ({"MAX_ITEM_LIST_LENGTH": 10}, "its MAX_ITEM_LIST_LENGTH is 20, this run's is 10"),
     ({"id_embedding_size": 16}, "its tensor item_embedding.weight has shape [1279, 8], this run's model has [1279, 16]"),
     ({"multiple_attention": False}, "its tensor id_encoders.x."),
+    # same shapes, another model: refused by the model's own settings
+    ({"temperature": 1.0}, "its temperature is 0.1, this run's is 1.0. Resume refused: "),
+    ({"loss_type": "sampled", "num_negatives": 64}, "its loss_type is 'full', this run's is 'sampled'. Resume refused"),
+    ({"learning_rate": 0.01}, "its learning_rate is 0.001, this run's is 0.01. Resume refused"),
 ])
 @pytest.mark.integration
 def test_a_checkpoint_of_other_settings_or_shapes_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch,
@@ -141,14 +145,14 @@ def _older_version(state: dict) -> None:
 
 def _format_2(state: dict) -> None:
     """Format 2 kept each domain's results in another nesting; this version reads only its own."""
-    assert state["format"] == checkpoint.FORMAT == 3 and set(state["result"]) >= {"protocols", "best_epoch", "sampled"}
+    assert state["format"] == checkpoint.FORMAT == 4 and set(state["result"]) >= {"protocols", "best_epoch", "sampled"}
     state["format"] = 2
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("change, message", [
     (_older_version, "written by an older version .no run record."),
-    (_format_2, r"written by another version \(checkpoint format 2, this version reads 3\)"),
+    (_format_2, r"written by another version \(checkpoint format 2, this version reads 4\)"),
 ], ids=["no-run-record", "format-2"])
 def test_a_checkpoint_of_another_version_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch, change, message):
     monkeypatch.chdir(tmp_path)
@@ -181,3 +185,23 @@ def test_identity_lists_what_the_issue_asks(one_epoch):
     assert run["config"]["MAX_ITEM_LIST_LENGTH"] == 20 and run["config"]["seed"] == 5
     assert run["shapes"]["item_embedding.weight"] == [1279, 8]
     assert set(state["random"]) == {"python", "numpy", "torch", "cuda"} and state["data_order"] is not None
+
+
+@pytest.mark.integration
+def test_resuming_a_stopped_run_trains_no_more(abxi_small_dir, tmp_path, monkeypatch):
+    """A run its budget stopped (a zero budget ends epoch 0 after its first batch, whatever the machine's
+    speed) is finished: resumed with the same settings it trains nothing more and reports the same run
+    (before, it trained one more batch in epoch 1 and reported 2 epochs)."""
+    monkeypatch.chdir(tmp_path)
+    run = settings(abxi_small_dir, tmp_path / "saved", epochs=2, max_train_cpu_minutes=0)
+    stopped = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    assert (stopped["epochs_run"], stopped["stop_reason"]) == (1, "0 CPU-minute budget")
+    before = compat.load_checkpoint(last_file(tmp_path / "saved"))
+    resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
+    keep = ("stop_reason", "train_cpu_seconds")  # restored from the checkpoint, not measured again
+    assert {k: v for k, v in resumed.items() if k not in TIMING or k in keep} == \
+        {k: v for k, v in stopped.items() if k not in TIMING or k in keep}
+    assert before["stopped"] == "0 CPU-minute budget"
+    after = compat.load_checkpoint(last_file(tmp_path / "saved"))
+    assert after["losses"] == before["losses"] and len(after["losses"]) == 1
+    assert all(torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_ifcdsr.errors import ConfigError
 from recbole_ifcdsr.features.store import feature_path, load_aligned
 from recbole_ifcdsr.model.abstract import X, Y, CrossDomainSequentialRecommender
 from recbole_ifcdsr.model.layers import FrozenTable, RowLookup, branch_encoders, length_groups, scatter_rows
@@ -104,6 +105,10 @@ class IFCDSR(CrossDomainSequentialRecommender):
             for module in own_modules + [self.frozen[k] for k in tables if k in self.frozen]:
                 module.apply(self._init_weights)
             own_modules = []
+        if not self.active_weights():  # e.g. alpha=0 without image features: nothing would score an item
+            loaded = ", ".join(["id", *self.frozen])
+            raise ConfigError(f"{type(self).__name__}: no table keeps a positive fusion weight (tables loaded: "
+                              f"{loaded}; weights {self.table_weights}); give a loaded table a weight > 0")
 
         # item sets of the branches and the negatives of the sampled loss
         position = torch.zeros(self.n_items, dtype=torch.long)
@@ -151,9 +156,13 @@ class IFCDSR(CrossDomainSequentialRecommender):
         self.logger.info(f"{model}: {prefix} features for {int(mask.sum())} of {self.n_items - 1} items from {path}")
 
     def read_fusion_weights(self, config) -> dict:
-        """Weight of each table's probability in a branch: ``alpha`` for IDs, the rest for the image."""
-        alpha = float(config["alpha"])
-        return {"id": alpha, "img": 1 - alpha}
+        """Weight of each table's probability in a branch: ``alpha`` for IDs, the rest for the image
+        (outside [0, 1] one of the two would be negative and silently drop out)."""
+        alpha = config["alpha"]
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+            raise ConfigError(f"alpha {alpha!r} invalid; valid: a number from 0 to 1 (the ID table's weight, "
+                              f"the image table's is 1 - alpha)")
+        return {"id": float(alpha), "img": 1 - float(alpha)}
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):

@@ -32,11 +32,6 @@ class LLMEMF(IFCDSR):
 
     frozen_tables = {"txt": "text"}
 
-    def __init__(self, config, dataset):
-        super().__init__(config, dataset)
-        if not any(self.active_weights().values()):
-            raise ValueError("LLMEMF: every available modality has fusion weight 0")
-
     def read_fusion_weights(self, config) -> dict:
         if config["alpha"] is not None:
             raise ValueError("alpha is IFCDSR's ID weight; LLMEMF weighs its tables with fusion_weights "
