@@ -166,7 +166,7 @@ def test_the_readme_is_a_front_door():
     assert len(lines) <= 200
     # the main job: our model beside a RecBole baseline and Pop on the embedded dataset, one compare command
     main_job = [c for c in COMMANDS if c.where.startswith("README.md") and c.argv[0] == "compare"]
-    assert [c.argv for c in main_job] == [["compare", "--dataset=fk_abxi", "--models=Pop,SASRec,IFCDSR", "--seeds=1",
+    assert [c.argv for c in main_job] == [["compare", "--dataset=fk_abxi", "--models=Pop,SASRec,IFCDSR-sampled=IFCDSR:loss_type=sampled", "--seeds=1",
                                            "--config_files=properties/budget_cpu.yaml"]]
 
 
