@@ -13,7 +13,8 @@ best validation MRR (mean over the two domains) per protocol, also in ``<out>/se
 Each cell runs in its own process (a crash fails one cell, not the grid) and writes
 ``<out>/<label>-seed<k>.json``, its checkpoints in ``<checkpoint_dir>/<label>/`` (``<out>/saved/<label>/``
 unless ``--checkpoint_dir`` is given); a cell whose JSON exists with the same requested settings is
-reused, so an interrupted grid resumes. A cell is stored only with complete results (both domains,
+reused, so an interrupted grid resumes; with ``--resume`` a cell cut off mid-run also continues from its
+last checkpoint (its results equal an uninterrupted run's). A cell is stored only with complete results (both domains,
 both splits, every requested protocol, finite numbers); anything else is a failed cell, listed as
 such, and a stored cell that is not complete is run again. Model names and ``--seeds`` are checked
 before any cell starts. ``--jobs`` runs that many cells at once (a GPU machine
@@ -155,8 +156,22 @@ def _read_json(path: Path):
         return None
 
 
-def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: list[str]) -> tuple[bool, str]:
-    """Run one cell through the installed package's run command unless an identical finished run is stored."""
+CELL_MARK = "cell_request.json"  # in a cell's checkpoint folder: the request whose run wrote the checkpoints
+
+
+def _same_cell_started(request: dict, out_dir: Path, overrides: list[str]) -> bool:
+    """Whether the checkpoints in the cell's folder were written for this very request. Budget and epoch keys
+    are not in a checkpoint's run record, so only this guards a resume against continuing (or, when it had
+    stopped, reporting) a run made with another budget under the same label."""
+    stored = _read_json(cell_checkpoint_dir(out_dir, request, overrides) / CELL_MARK)
+    return stored == request
+
+
+def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: list[str],
+             resume: bool = False) -> tuple[bool, str]:
+    """Run one cell through the installed package's run command unless an identical finished run is stored.
+    ``resume``: the run continues from the cell's last checkpoint (not part of the request: a resumed run
+    gives the results of an uninterrupted one, so it is the same cell)."""
     result_path = cell_path(out_dir, request, ".json")
     rerun = ""
     if result_path.is_file():
@@ -169,13 +184,19 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
             result_path.unlink()
     log_path = cell_path(out_dir, request, ".log")
     tmp_result = cell_path(out_dir, request, ".partial.json")
+    checkpoints = cell_checkpoint_dir(out_dir, request, overrides)
     command = [sys.executable, "-m", "recbole_ifcdsr", "run",
                f"--model={request['model']}", f"--dataset={request['dataset']}", f"--seed={request['seed']}",
                f"--results_file={tmp_result}", "--show_progress=False",
                *[o for o in overrides if not o.startswith("--checkpoint_dir=")],
-               f"--checkpoint_dir={cell_checkpoint_dir(out_dir, request, overrides)}"]
+               f"--checkpoint_dir={checkpoints}"]
+    resumed = resume and _same_cell_started(request, out_dir, overrides)
+    if resumed:
+        command.append("--resume=True")
     if config_files:
         command.append("--config_files=" + ",".join(config_files))
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    io.write_json(checkpoints / CELL_MARK, request)
     with open(log_path, "w") as log:
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
     if code != 0 or not tmp_result.is_file():
@@ -189,7 +210,7 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
     result["label"] = row_label(request)
     io.write_json(result_path, result)
     tmp_result.unlink()
-    return True, "ran" + rerun
+    return True, ("ran with --resume=True" if resumed else "ran") + rerun
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -322,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config_files", default="", help="comma-separated YAML files every cell reads")
     parser.add_argument("--out", default=None, help="folder of the cells and the summary (default results/<dataset>)")
     parser.add_argument("--jobs", type=_positive_int, default=1, help="cells run at once")
+    parser.add_argument("--resume", action="store_true",
+                        help="a cell that was interrupted continues from its last checkpoint (run --resume=True) "
+                             "instead of starting afresh; finished cells are reused either way")
     parser.add_argument("--protocols", default=None, help="sampled,full (default: the config's 'protocol', both)")
     parser.add_argument("--anchors", default=str(report.ANCHORS_FILE), help="YAML of published numbers per dataset")
     parser.add_argument("--readme", default=None,
@@ -375,7 +399,7 @@ def run_grid(args: argparse.Namespace, specs: list, config_files: list[str], ove
 
     def run(cell):
         start = time.time()
-        ok, how = run_cell(cell[0], out_dir, config_files, cell[1])
+        ok, how = run_cell(cell[0], out_dir, config_files, cell[1], resume=args.resume)
         print(f"[{time.strftime('%H:%M:%S')}] {row_label(cell[0])} seed {cell[0]['seed']}: {how} "
               f"({time.time() - start:.0f}s)", flush=True)
         return ok, how

@@ -285,3 +285,34 @@ def test_variants_of_one_model_keep_their_own_checkpoints(abxi_small_dir, tmp_pa
     assert all(f.is_file() for f in files.values())
     assert files["multi"].read_bytes() != files["single"].read_bytes()
     assert not list((tmp_path / "saved").glob("*.pth"))  # nothing shared at the base
+
+
+@pytest.mark.e2e
+def test_resume_continues_only_the_same_cell(abxi_small_dir, tmp_path, monkeypatch):
+    """A cell whose results were lost after its last checkpoint (a crash between the two) continues from that
+    checkpoint under --resume and reports what the uninterrupted run reported; a cell of the same label but
+    another request (here another budget, which a checkpoint's run record does not hold) starts afresh."""
+    from recbole_ifcdsr import cli
+
+    monkeypatch.chdir(tmp_path)
+    negatives = "{'num': 50, 'replacement': False, 'exclude': 'sequence', 'redraw': 'every_pass', 'rng': 'generator', 'seed': 1}"
+    selection = "{'mode': 'joint', 'metric': 'MRR', 'improve': 'ge', 'warmup_epochs': 0, 'patience': 61}"
+    out = tmp_path / "grid"
+    argv = ["compare", "--dataset=fk_abxi", "--models=IFCDSR", "--seeds=1", f"--out={out}", "--protocols=sampled",
+            f"--data_path={abxi_small_dir}", "--state=INFO", "--epochs=2", "--id_embedding_size=8", "--n_heads=1",
+            "--train_batch_size=64", "--MAX_ITEM_LIST_LENGTH=20", f"--cdsr_negatives={negatives}",
+            f"--cdsr_selection={selection}"]
+    assert cli.main(argv) == 0
+    cell = out / "IFCDSR-seed0.json"
+    straight = json.loads(cell.read_text())
+    cell.unlink()  # the results are lost; the cell's checkpoints remain
+
+    assert cli.main(argv + ["--resume"]) == 0
+    assert "Resumed from" in (out / "IFCDSR-seed0.log").read_text()
+    resumed = json.loads(cell.read_text())
+    assert resumed["epochs_run"] == straight["epochs_run"] == 2
+    assert resumed["sampled"] == straight["sampled"]
+
+    cell.unlink()
+    assert cli.main(argv + ["--resume", "--max_train_cpu_minutes=30"]) == 0
+    assert "Resumed from" not in (out / "IFCDSR-seed0.log").read_text()
