@@ -159,12 +159,11 @@ def _read_json(path: Path):
 CELL_MARK = "cell_request.json"  # in a cell's checkpoint folder: the request whose run wrote the checkpoints
 
 
-def _same_cell_started(request: dict, out_dir: Path, overrides: list[str]) -> bool:
+def _same_cell_started(request: dict, checkpoints: Path) -> bool:
     """Whether the checkpoints in the cell's folder were written for this very request. Budget and epoch keys
     are not in a checkpoint's run record, so only this guards a resume against continuing (or, when it had
     stopped, reporting) a run made with another budget under the same label."""
-    stored = _read_json(cell_checkpoint_dir(out_dir, request, overrides) / CELL_MARK)
-    return stored == request
+    return _read_json(checkpoints / CELL_MARK) == request
 
 
 def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: list[str],
@@ -190,7 +189,7 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
                f"--results_file={tmp_result}", "--show_progress=False",
                *[o for o in overrides if not o.startswith("--checkpoint_dir=")],
                f"--checkpoint_dir={checkpoints}"]
-    resumed = resume and _same_cell_started(request, out_dir, overrides)
+    resumed = resume and _same_cell_started(request, checkpoints)
     if resumed:
         command.append("--resume=True")
     if config_files:
