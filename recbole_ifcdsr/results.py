@@ -30,13 +30,27 @@ class RunResult:
     metrics: dict = field(default_factory=dict)
     best_epoch: dict = field(default_factory=dict)
 
-    def select(self, domain: str, epoch: int, valid: dict, test: dict) -> None:
+    def select(self, domain: str, epoch: int, valid: dict, test: dict | None = None) -> None:
         """Keep ``domain``'s numbers from ``epoch``: ``valid`` and ``test`` are one evaluation pass each,
-        ``{protocol: {domain: {metric: value}}}`` as ProtocolEvaluator returns them."""
-        for split, per_protocol in zip(SPLITS, (valid, test)):
-            for protocol, per_domain in per_protocol.items():
-                self.metrics.setdefault(protocol, {}).setdefault(split, {})[domain] = dict(per_domain[domain])
+        ``{protocol: {domain: {metric: value}}}`` as ProtocolEvaluator returns them. Without ``test`` the
+        domain's test numbers are pending (:meth:`pending_test`) until :meth:`add_test` gives them; the
+        previous epoch's are dropped, so a pending domain never reports another epoch's test numbers."""
+        for protocol, per_domain in valid.items():
+            self.metrics.setdefault(protocol, {}).setdefault("valid", {})[domain] = dict(per_domain[domain])
+            self.metrics[protocol].setdefault("test", {}).pop(domain, None)
         self.best_epoch[domain] = epoch
+        if test is not None:
+            self.add_test(domain, test)
+
+    def add_test(self, domain: str, test: dict) -> None:
+        """``domain``'s test numbers at its selected epoch (one evaluation pass, as for :meth:`select`)."""
+        for protocol, per_domain in test.items():
+            self.metrics.setdefault(protocol, {}).setdefault("test", {})[domain] = dict(per_domain[domain])
+
+    def pending_test(self) -> dict:
+        """{domain: selected epoch} for the domains whose test numbers are not in yet."""
+        return {d: e for d, e in self.best_epoch.items()
+                if any(d not in (splits.get("test") or {}) for splits in self.metrics.values())}
 
     @property
     def protocols(self) -> list[str]:

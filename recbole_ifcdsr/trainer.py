@@ -2,8 +2,11 @@
 with the CDSR protocols and the dataset recipe's model selection in place of RecBole's evaluator.
 
 Per evaluation pass both protocols are computed from one forward pass; selection uses the sampled
-protocol. When a domain's selection score improves, the test split is evaluated and kept as that
-domain's reported result (the sources do this too), so no model is trained twice. A ``-last``
+protocol. When a domain's selection score improves, that epoch's weights are kept (the ``-best_<D>``
+checkpoint, or a copy in memory for a run that saves nothing); when training ends, the test split is
+evaluated once per selected epoch, from those weights, with that epoch's negatives. The numbers are
+those of evaluating test at the improving epoch itself, as the sources do, without a test pass at every
+improvement (which cost as much again as validation: most epochs improve). A ``-last``
 checkpoint (model, optimiser, selection state, results so far, random states and data order, and
 the record of its run: see checkpoint.py) is written after every epoch, and ``resume=True``
 continues from it after a crash exactly as the uninterrupted run would have gone on; a run that had
@@ -26,7 +29,7 @@ from tqdm import tqdm
 
 from recbole_ifcdsr import checkpoint, compat, io
 from recbole_ifcdsr.constants import DOMAINS
-from recbole_ifcdsr.errors import EmptyRunError, NonFiniteError
+from recbole_ifcdsr.errors import CheckpointError, EmptyRunError, NonFiniteError
 from recbole_ifcdsr.evaluation.protocol import ProtocolEvaluator
 from recbole_ifcdsr.evaluation.selection import ModelSelector
 from recbole_ifcdsr.results import RunResult
@@ -114,6 +117,7 @@ class CrossDomainTrainer(Trainer):
         self.run_identity: dict | None = None  # what this run is; set_run before checkpoints are written
         self._resumed_random: dict | None = None  # random states and data order to restore when fit starts
         self._resumed_stop: str | None = None  # why the resumed run had stopped (budget, early stopping), if it had
+        self._best_states: dict = {}  # epoch -> weights, for runs that write no -best checkpoint (saved=False)
 
     def set_run(self, identity: dict) -> None:
         """The record of this run (checkpoint.run_identity) that each checkpoint carries."""
@@ -234,6 +238,52 @@ class CrossDomainTrainer(Trainer):
         self.eval_seconds += time.time() - start
         return result
 
+    def _keep_best(self, domains: list, epoch: int, saved: bool) -> None:
+        """Keep this epoch's weights as the selected ones of ``domains``: their ``-best`` checkpoints, or
+        (saved=False) a copy in memory, dropped once no domain selects that epoch any more."""
+        state = self.model.state_dict()
+        if saved:
+            for d in domains:
+                self._write({"config": self.config, "epoch": epoch, "state_dict": state}, self.best_model_file[d])
+            return
+        self._best_states[epoch] = {k: v.detach().clone() for k, v in state.items()}
+        selected = set(self.result.best_epoch.values())
+        self._best_states = {e: s for e, s in self._best_states.items() if e in selected}
+
+    def _selected_state(self, domain: str, epoch: int) -> dict:
+        """The weights ``domain`` selected at ``epoch``: kept in memory, or its ``-best`` checkpoint (also
+        after a resume), which must hold that very epoch."""
+        if epoch in self._best_states:
+            return self._best_states[epoch]
+        path = self.best_model_file[domain]
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{path} is missing: domain {domain}'s test numbers come from the weights of its "
+                                  f"selected epoch {epoch}, which that file holds; run again without --resume=True")
+        state = compat.load_checkpoint(path, map_location=self.device)
+        if state.get("epoch") != epoch:
+            raise CheckpointError(f"{path} holds epoch {state.get('epoch')}, but domain {domain} selected epoch {epoch}; "
+                                  f"its test numbers would come from other weights. Run again without --resume=True")
+        return state["state_dict"]
+
+    def _test_selected(self, evaluator: ProtocolEvaluator, show_progress: bool) -> None:
+        """Evaluate test once per selected epoch still without test numbers, with that epoch's weights and
+        negatives (pass index = epoch, as a test pass at that epoch would have drawn); the model then holds
+        its last epoch's weights again."""
+        pending = self.result.pending_test()
+        if not pending:
+            return
+        last = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        for epoch in sorted(set(pending.values())):
+            domains = [d for d in DOMAINS if pending.get(d) == epoch]
+            self.model.load_state_dict(self._selected_state(domains[0], epoch))
+            test = self._evaluate_split(evaluator, "test", epoch, show_progress)
+            for d in domains:
+                self.result.add_test(d, test)
+            self.logger.info(set_color(f"epoch {epoch} test ({', '.join(domains)} selected it)", "blue") + "\n"
+                             + format_domain_metrics(test, self.domain_names))
+        self.model.load_state_dict(last)
+        self._best_states = {}
+
     def fit_cdsr(self, train_data, evaluator: ProtocolEvaluator, selector: ModelSelector,
                  show_progress: bool = False, saved: bool = True) -> dict:
         """Train, validate per the recipe, and return the run: ``result`` (a RunResult: each domain's numbers
@@ -270,13 +320,10 @@ class CrossDomainTrainer(Trainer):
                 self.history.append({"epoch": epoch, "valid": valid})
                 self.logger.info(set_color(f"epoch {epoch} valid", "green") + "\n" + format_domain_metrics(valid, self.domain_names))
                 if improved:
-                    test = self._evaluate_split(evaluator, "test", epoch, show_progress)
                     for d in improved:
-                        self.result.select(d, epoch, valid, test)
-                        if saved:
-                            self._write({"config": self.config, "epoch": epoch, "state_dict": self.model.state_dict()},
-                                        self.best_model_file[d])
-                    self.logger.info(set_color(f"improved {improved}; test", "blue") + "\n" + format_domain_metrics(test, self.domain_names))
+                        self.result.select(d, epoch, valid)  # its test numbers: _test_selected, from these weights
+                    self._keep_best(improved, epoch, saved)
+                    self.logger.info(set_color(f"improved {improved}", "blue") + " (tested when training ends)")
             stopped = "early stopping" if selector.should_stop else budget.describe() if out_of_time else None
             if saved:
                 self._write(self._cdsr_state(epoch, selector, train_data, stopped), self.saved_model_file)
@@ -292,6 +339,7 @@ class CrossDomainTrainer(Trainer):
             names = ", ".join(f"{d} ({self.domain_names.get(d, d)})" for d in unselected)
             raise EmptyRunError(f"{self.config['model']} on {self.config['dataset']}: no epoch was selected for "
                                 f"domain {names} in {len(self.history)} validations; no results")
+        self._test_selected(evaluator, show_progress)
         return {
             "result": self.result,
             "epochs_run": (self.history[-1]["epoch"] + 1) if self.history else 0,

@@ -72,3 +72,19 @@ def test_domains_splits_and_protocols_are_defined_once():
         assert module.DOMAINS is constants.DOMAINS, module.__name__
     assert protocol.ALL_PROTOCOLS is constants.PROTOCOLS and config.PROTOCOL_SETTINGS is constants.PROTOCOL_SETTINGS
     assert compare.SPLITS is dataset.SPLITS is constants.SPLITS
+
+
+@pytest.mark.unit
+def test_a_reselected_domain_waits_for_its_new_epochs_test_numbers():
+    """The trainer tests the selected epochs once training ends: until then a re-selected domain has no test
+    numbers, never the previous epoch's, and ``problem`` says so."""
+    result = RunResult()
+    result.select("X", 1, evaluation(0.1, 0.2), evaluation(0.3, 0.4))
+    result.select("Y", 1, evaluation(0.1, 0.2), evaluation(0.3, 0.4))
+    result.select("X", 4, evaluation(0.5, 0.6))
+    assert result.pending_test() == {"X": 4}
+    assert "X" not in result.metrics["sampled"]["test"] and result.problem() == "no sampled test results for domain X"
+    result.add_test("X", evaluation(0.9, 0.0))
+    assert result.pending_test() == {} and result.problem() is None
+    assert result.metrics["full"]["test"]["X"] == {"MRR": 0.9 / 4, "HR@10": 1.8 / 4}
+    assert result.metrics["sampled"]["test"]["Y"] == {"MRR": 0.4, "HR@10": 0.8}

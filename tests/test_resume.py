@@ -205,3 +205,56 @@ def test_resuming_a_stopped_run_trains_no_more(abxi_small_dir, tmp_path, monkeyp
     after = compat.load_checkpoint(last_file(tmp_path / "saved"))
     assert after["losses"] == before["losses"] and len(after["losses"]) == 1
     assert all(torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())
+
+
+PER_DOMAIN = {"cdsr_selection": {"mode": "per_domain", "metric": "MRR", "improve": "gt", "warmup_epochs": 0,
+                                 "patience": 61}}
+
+
+@pytest.mark.integration
+def test_test_numbers_are_those_of_each_selected_epochs_weights(abxi_small_dir, tmp_path, monkeypatch):
+    """Test is evaluated when training ends, once per selected epoch: each domain's test numbers equal an
+    evaluation of its -best checkpoint with that epoch's negatives (the numbers a test pass at that epoch
+    gave), and a run that saves nothing (weights kept in memory) reports the same."""
+    from recbole_ifcdsr.config import Config
+    from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
+    from recbole_ifcdsr.evaluation.protocol import ProtocolEvaluator
+    from recbole_ifcdsr.model.ifcdsr import IFCDSR
+
+    monkeypatch.chdir(tmp_path)
+    run = settings(abxi_small_dir, tmp_path / "saved", epochs=4, **PER_DOMAIN)
+    saved = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    unsaved = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "checkpoint_dir": str(tmp_path / "none")},
+                                 saved=False)
+    assert {k: v for k, v in unsaved.items() if k not in TIMING} == {k: v for k, v in saved.items() if k not in TIMING}
+    assert not (tmp_path / "none").exists() or not any((tmp_path / "none").iterdir())
+    config = Config("IFCDSR", "fk_abxi", config_dict=run)
+    data = CrossDomainSequentialDataset(config)
+    model, evaluator = IFCDSR(config, data), ProtocolEvaluator(data, config)
+    for d, epoch in saved["best_epoch"].items():
+        best = compat.load_checkpoint(tmp_path / "saved" / f"IFCDSR-fk_abxi-seed5-best_{d}.pth")
+        assert best["epoch"] == epoch
+        model.load_state_dict(best["state_dict"])
+        again = evaluator.evaluate(model, "test", pass_index=epoch)
+        for protocol in ("sampled", "full"):
+            assert saved[protocol]["test"][d] == pytest.approx(again[protocol][d], abs=1e-12)
+
+
+@pytest.mark.integration
+def test_a_best_checkpoint_of_another_epoch_is_refused_at_resume(abxi_small_dir, tmp_path, monkeypatch):
+    """A resumed run tests its selected epochs from their -best checkpoints; one that holds another epoch
+    would give other weights' numbers, so the run stops with one line instead."""
+    monkeypatch.chdir(tmp_path)
+    run = settings(abxi_small_dir, tmp_path / "saved", epochs=2, max_train_cpu_minutes=0)
+    run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    state = compat.load_checkpoint(last_file(tmp_path / "saved"))
+    state["result"]["sampled"]["test"] = state["result"]["full"]["test"] = {}  # as if killed before the test pass
+    torch.save(state, last_file(tmp_path / "saved"))
+    best = tmp_path / "saved" / "IFCDSR-fk_abxi-seed5-best_X.pth"
+    kept = compat.load_checkpoint(best)
+    torch.save({**kept, "epoch": 7}, best)
+    with pytest.raises(CheckpointError, match=r"best_X.pth holds epoch 7, but domain X selected epoch 0"):
+        run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
+    torch.save(kept, best)
+    resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
+    assert resumed["best_epoch"] == {"X": 0, "Y": 0} and set(resumed["sampled"]["test"]) == {"X", "Y"}
