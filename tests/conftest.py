@@ -146,7 +146,7 @@ def abxi_small_dir(tmp_path_factory) -> Path:
 #: settings for quick training runs on ``abxi_small_dir``: 50 negatives (its domains have 585 and 693 items),
 #: histories of at most 20 items
 SMALL_RUN = {"show_progress": False, "state": "WARNING", "train_batch_size": 64, "eval_batch_size": 128,
-             "MAX_ITEM_LIST_LENGTH": 20,
+             "MAX_ITEM_LIST_LENGTH": 20, "num_negatives": 200,  # the sampled loss's default 1,024 > this slice's 585 X items
              "cdsr_negatives": {"num": 50, "replacement": False, "exclude": "sequence", "redraw": "every_pass",
                                 "rng": "generator", "seed": 1},
              "cdsr_selection": {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 0, "patience": 61}}

@@ -278,7 +278,7 @@ def test_variants_of_one_model_keep_their_own_checkpoints(abxi_small_dir, tmp_pa
     code = cli.main(["compare", "--dataset=fk_abxi", "--models=multi=IFCDSR,single=IFCDSR:multiple_attention=False",
                      "--seeds=1", f"--out={tmp_path / 'grid'}", "--protocols=sampled", f"--data_path={abxi_small_dir}",
                      f"--checkpoint_dir={tmp_path / 'saved'}", "--state=WARNING", "--epochs=1", "--id_embedding_size=8",
-                     "--n_heads=1", "--train_batch_size=64", "--MAX_ITEM_LIST_LENGTH=20",
+                     "--n_heads=1", "--train_batch_size=64", "--MAX_ITEM_LIST_LENGTH=20", "--num_negatives=200",
                      f"--cdsr_negatives={negatives}", f"--cdsr_selection={selection}"])
     assert code == 0
     files = {row: tmp_path / "saved" / row / "IFCDSR-fk_abxi-seed0-model.pth" for row in ("multi", "single")}
@@ -300,7 +300,7 @@ def test_resume_continues_only_the_same_cell(abxi_small_dir, tmp_path, monkeypat
     out = tmp_path / "grid"
     argv = ["compare", "--dataset=fk_abxi", "--models=IFCDSR", "--seeds=1", f"--out={out}", "--protocols=sampled",
             f"--data_path={abxi_small_dir}", "--state=INFO", "--epochs=2", "--id_embedding_size=8", "--n_heads=1",
-            "--train_batch_size=64", "--MAX_ITEM_LIST_LENGTH=20", f"--cdsr_negatives={negatives}",
+            "--train_batch_size=64", "--MAX_ITEM_LIST_LENGTH=20", "--num_negatives=200", f"--cdsr_negatives={negatives}",
             f"--cdsr_selection={selection}"]
     assert cli.main(argv) == 0
     cell = out / "IFCDSR-seed0.json"

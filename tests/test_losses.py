@@ -55,7 +55,7 @@ def plain_full_loss(model, batch):
 
 @pytest.mark.parametrize("tile", [10 ** 9, 400_000])  # one item tile per 1,024 positions; 390 items a tile
 def test_tiled_full_loss_and_gradients_equal_the_plain_softmax(abxi_slice_with_images, tile):
-    config, data, model = build(abxi_slice_with_images, full_loss_tile=tile)
+    config, data, model = build(abxi_slice_with_images, loss_type="full", full_loss_tile=tile)
     batch = first_batch(config, data)
     assert model.loss_type == "full" and len(model.frozen) == 1
     tiled, tiled_grads = loss_and_grads(model, batch)
@@ -153,7 +153,9 @@ def test_popularity_negatives_are_drawn_by_training_count_plus_one(abxi_slice_di
     ({"negative_distribution": "zipf"}, "negative_distribution 'zipf' unknown; valid: uniform, popularity"),
     ({"num_negatives": 0, "loss_type": "sampled"}, "num_negatives 0 invalid; valid: an integer from 1 to 11837 (branch S^X has 11837 items)"),
     ({"num_negatives": -5, "loss_type": "sampled"}, "num_negatives -5 invalid; valid: an integer from 1 to 11837"),
-    ({"num_negatives": 11838, "loss_type": "sampled"}, "num_negatives 11838 invalid; valid: an integer from 1 to 11837"),
+    ({"num_negatives": 11838, "loss_type": "sampled"}, "num_negatives 11838 invalid; valid: an integer from 1 to 11837 "
+                                                       "(branch S^X has 11837 items) (or loss_type=full: exact, and cheap "
+                                                       "on a catalog this small)"),
     ({"num_negatives": 28096, "multiple_attention": False, "loss_type": "sampled"},
      "num_negatives 28096 invalid; valid: an integer from 1 to 28095 (branch S^{X+Y} has 28095 items)"),
     ({"num_negatives": "many", "loss_type": "sampled"}, "config_dict num_negatives='many': num_negatives must be an integer"),  # Config's type check

@@ -193,8 +193,9 @@ def check_loss_config(config, branch_sizes: dict) -> tuple[str, int, str, int]:
     num = config["num_negatives"]
     # only the sampled loss draws negatives: a full-loss run on a small catalog must not fail on it
     if loss_type == "sampled" and (isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= largest_valid):
+        hint = " (or loss_type=full: exact, and cheap on a catalog this small)" if isinstance(num, int) and num > largest_valid else ""
         raise ValueError(f"num_negatives {num!r} invalid; valid: an integer from 1 to {largest_valid} "
-                         f"(branch {smallest} has {largest_valid} items)")
+                         f"(branch {smallest} has {largest_valid} items){hint}")
     chunk = config["full_loss_tile"]
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"full_loss_tile {chunk!r} invalid; valid: a positive integer (scores held at once)")
