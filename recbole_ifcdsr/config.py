@@ -144,9 +144,22 @@ class Config(RecBoleConfig):
             if problem:
                 raise ConfigError(f"{self._source_of(key)}: {key} {problem} (default {default!r})")
 
+    def _apply_selection_patience(self) -> None:
+        """``selection_patience`` replaces the recipe's ``cdsr_selection.patience`` and keeps the rest of
+        it (mode, metric, warm-up), so one setting shortens every dataset's recipe the same way."""
+        patience = self.final_config_dict.get("selection_patience")
+        if patience is None:
+            return
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ConfigError(f"selection_patience {patience!r} invalid; valid: an integer >= 1 (validations without "
+                              f"improvement before stopping), or ~ to keep the recipe's")
+        selection = dict(self.final_config_dict.get("cdsr_selection") or {})
+        self.final_config_dict["cdsr_selection"] = {**selection, "patience": patience}
+
     def _set_default_parameters(self):
         self._check_value_types()
         super()._set_default_parameters()
+        self._apply_selection_patience()
         protocol = self.final_config_dict.get("protocol", "both")
         if protocol not in PROTOCOL_SETTINGS:
             raise ConfigError(f"Unknown protocol '{protocol}'. Valid protocols: {', '.join(PROTOCOL_SETTINGS)}")

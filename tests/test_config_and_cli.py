@@ -106,3 +106,26 @@ def test_resume_continues_from_the_last_checkpoint(abxi_slice_dir, tmp_path):
 
 def first_valid(result):
     return {p: {d: result[p]["valid"][d] for d in ("X", "Y")} for p in ("sampled", "full")}
+
+
+@pytest.mark.unit
+def test_selection_patience_shortens_only_the_recipes_patience():
+    """One setting shortens every dataset's recipe the same way (issue 15's budget): patience changes, the
+    recipe's mode, metric, comparison and warm-up stay."""
+    abxi = Config("IFCDSR", "fk_abxi", config_dict={"selection_patience": 10})
+    assert abxi["cdsr_selection"] == {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 10, "patience": 10}
+    llmcdsr = Config("IFCDSR", "fk_llmcdsr", config_file_list=[str(REPO_ROOT / "properties" / "budget_converge.yaml")])
+    assert llmcdsr["cdsr_selection"] == {"mode": "per_domain", "metric": "HR@10", "improve": "gt", "warmup_epochs": 0,
+                                         "patience": 10}
+    assert llmcdsr["max_train_cpu_minutes"] == 120
+    assert Config("IFCDSR", "fk_abxi")["cdsr_selection"]["patience"] == 61
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("value", [0, -3, 2.5, "ten", True])
+def test_a_bad_selection_patience_is_one_line(value):
+    from recbole_ifcdsr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^selection_patience .* invalid; valid: an integer >= 1") as error:
+        Config("IFCDSR", "fk_abxi", config_dict={"selection_patience": value})
+    assert "\n" not in str(error.value)
