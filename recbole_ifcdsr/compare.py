@@ -43,6 +43,7 @@ from recbole_ifcdsr.constants import DOMAINS, SPLITS
 from recbole_ifcdsr.errors import ConfigError, run_cli
 from recbole_ifcdsr.paths import default_properties
 from recbole_ifcdsr.results import RunResult
+from recbole_ifcdsr.yamlfile import read_yaml
 
 TABLE_METRICS = ("MRR", "NDCG@10", "HR@10")
 
@@ -121,7 +122,12 @@ def _model_yaml_names(model: str) -> list[str]:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """Of the settings a YAML file holds, read as RecBole reads them, not of its bytes: a comment, spacing or
+    key order keeps a cell's stored result (a pointer edit re-ran hours of grid before); a value does not."""
+    from recbole.config.configurator import Config as RecBoleConfig  # its loader reads 1e-5 as a float
+
+    settings = read_yaml(path, loader=RecBoleConfig._build_yaml_loader(None))
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=repr).encode()).hexdigest()[:16]
 
 
 def row_label(record: dict) -> str:

@@ -44,7 +44,7 @@ def test_finished_cell_with_same_request_is_reused(tmp_path):
 
 @pytest.mark.unit
 def test_cell_request_follows_the_plugin_defaults(monkeypatch, tmp_path):
-    """Editing properties/model/<M>.yaml (say, a new default weight) must not reuse old results; a file in
+    """Editing properties/model/<M>.yaml (say, a new default weight) must not reuse old results, a comment must; a file in
     the working directory's properties/ replaces the plug-in's of the same name, for the run and the hash."""
     from recbole_ifcdsr import compare, paths
 
@@ -55,6 +55,8 @@ def test_cell_request_follows_the_plugin_defaults(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no ./properties yet
     before = cell_request("LLMEMF", "fk_llmcdsr", 0, [], [])
     assert before["defaults"] == {"model/LLMEMF.yaml": compare._digest(own / "model" / "LLMEMF.yaml")}
+    (own / "model" / "LLMEMF.yaml").write_text("# weights chosen on validation\nfusion_weights: {txt: 0.3, id: 0.7}  # note\n")
+    assert cell_request("LLMEMF", "fk_llmcdsr", 0, [], []) == before  # comments and key order: the same settings
     (own / "model" / "LLMEMF.yaml").write_text("fusion_weights: {id: 0.8, txt: 0.2}\n")
     changed = cell_request("LLMEMF", "fk_llmcdsr", 0, [], [])
     assert changed != before
