@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import hashlib
 import json
 import re
@@ -121,12 +122,19 @@ def _model_yaml_names(model: str) -> list[str]:
         return [model]  # the cell itself will report the unknown name
 
 
+@functools.lru_cache(maxsize=None)
+def _recbole_yaml_loader():
+    """RecBole's YAML loader (it reads 1e-5 as a float), built once: each build adds its resolver to
+    yaml.FullLoader again."""
+    from recbole.config.configurator import Config as RecBoleConfig
+
+    return RecBoleConfig._build_yaml_loader(None)
+
+
 def _digest(path: Path) -> str:
     """Of the settings a YAML file holds, read as RecBole reads them, not of its bytes: a comment, spacing or
     key order keeps a cell's stored result (a pointer edit re-ran hours of grid before); a value does not."""
-    from recbole.config.configurator import Config as RecBoleConfig  # its loader reads 1e-5 as a float
-
-    settings = read_yaml(path, loader=RecBoleConfig._build_yaml_loader(None))
+    settings = read_yaml(path, loader=_recbole_yaml_loader())
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=repr).encode()).hexdigest()[:16]
 
 

@@ -153,7 +153,7 @@ class Config(RecBoleConfig):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ConfigError(f"selection_patience {patience!r} invalid; valid: an integer >= 1 (validations without "
                               f"improvement before stopping), or ~ to keep the recipe's")
-        selection = dict(self.final_config_dict.get("cdsr_selection") or {})
+        selection = self.final_config_dict.get("cdsr_selection") or {}
         self.final_config_dict["cdsr_selection"] = {**selection, "patience": patience}
 
     def _set_default_parameters(self):

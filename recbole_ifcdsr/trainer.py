@@ -45,6 +45,11 @@ def format_domain_metrics(result: dict, domain_names: dict) -> str:
     return "\n".join(lines)
 
 
+def copy_state(model: torch.nn.Module) -> dict:
+    """A copy of the model's weights that later steps do not change."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 class TrainingBudget:
     """Training time budget in minutes, checked after every batch (exact to one batch, not one epoch).
 
@@ -241,12 +246,12 @@ class CrossDomainTrainer(Trainer):
     def _keep_best(self, domains: list, epoch: int, saved: bool) -> None:
         """Keep this epoch's weights as the selected ones of ``domains``: their ``-best`` checkpoints, or
         (saved=False) a copy in memory, dropped once no domain selects that epoch any more."""
-        state = self.model.state_dict()
         if saved:
+            state = self.model.state_dict()
             for d in domains:
                 self._write({"config": self.config, "epoch": epoch, "state_dict": state}, self.best_model_file[d])
             return
-        self._best_states[epoch] = {k: v.detach().clone() for k, v in state.items()}
+        self._best_states[epoch] = copy_state(self.model)
         selected = set(self.result.best_epoch.values())
         self._best_states = {e: s for e, s in self._best_states.items() if e in selected}
 
@@ -272,7 +277,7 @@ class CrossDomainTrainer(Trainer):
         pending = self.result.pending_test()
         if not pending:
             return
-        last = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        last = copy_state(self.model)
         for epoch in sorted(set(pending.values())):
             domains = [d for d in DOMAINS if pending.get(d) == epoch]
             self.model.load_state_dict(self._selected_state(domains[0], epoch))

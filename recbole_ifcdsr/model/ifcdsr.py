@@ -377,6 +377,6 @@ class IFCDSR(CrossDomainSequentialRecommender):
             items = self.domain_items(target)
             p_own = self._branch_probs(branches[own], items)  # eqs. (3)-(4)
             p_other = self._branch_probs(branches[other], items)
-            # eq. (9); index_copy_/index_select: the same values as scores[:, items] = ... in a third of the time
+            # eq. (9); index_copy_/index_select write the same values as scores[:, items] = ... without advanced indexing
             scores.index_copy_(1, items, p_own + self.lambda1 * p_other + self.lambda2 * p_all.index_select(1, items - 1))
         return scores

@@ -193,7 +193,8 @@ def check_loss_config(config, branch_sizes: dict) -> tuple[str, int, str, int]:
     num = config["num_negatives"]
     # only the sampled loss draws negatives: a full-loss run on a small catalog must not fail on it
     if loss_type == "sampled" and (isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= largest_valid):
-        hint = " (or loss_type=full: exact, and cheap on a catalog this small)" if isinstance(num, int) and num > largest_valid else ""
+        too_many = isinstance(num, int) and num > largest_valid
+        hint = " (or loss_type=full: exact, and cheap on a catalog this small)" if too_many else ""
         raise ValueError(f"num_negatives {num!r} invalid; valid: an integer from 1 to {largest_valid} "
                          f"(branch {smallest} has {largest_valid} items){hint}")
     chunk = config["full_loss_tile"]
