@@ -164,3 +164,31 @@ def _compare_devices(abxi_slice_with_images, device: str) -> None:
 @pytest.mark.integration
 def test_cuda_matches_cpu_and_trains(abxi_slice_with_images):
     _compare_devices(abxi_slice_with_images, "cuda")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_last_item_vectors_equal_the_full_encoders_at_that_position(abxi_slice_with_images, n_layers):
+    """Scoring encodes only the position after each sub-sequence's last item (layers.layer_output_at);
+    on real sequences that equals running every encoder over every position and reading that one."""
+    config, data, model = build(abxi_slice_with_images, n_layers=n_layers)
+    model.eval()
+    batch = a_batch(config, data)
+    # training rows are whole sequences (one item longer than a history): keep each one's first histories' worth
+    item_seq = batch[model.ITEM_SEQ][:, : model.max_seq_length]
+    item_seq_len = batch[model.ITEM_SEQ_LEN].clamp(max=model.max_seq_length)
+    with torch.no_grad():
+        got = model.forward(item_seq, item_seq_len)
+        for branch, domain in (("x", 0), ("y", 1), ("xy", None)):
+            sub, lengths = model.sub_sequence(item_seq, domain)
+            present = lengths > 0
+            assert torch.equal(got[branch].present, present)
+            rows, last = present.nonzero().squeeze(1), lengths[present] - 1
+            mask = model.get_attention_mask(sub[rows])
+            tables = {"id": (model.item_embedding, model.id_encoders[branch]),
+                      "img": (lambda items: model.frozen["img"].table[items], model.frozen["img"].encoders[branch])}
+            for table, (embed, encoder) in tables.items():
+                every = encoder(embed(sub[rows]), mask)[torch.arange(len(rows)), last]
+                want = torch.nn.functional.normalize(every, dim=-1)
+                torch.testing.assert_close(got[branch].vectors[table][rows], want, rtol=1e-5, atol=1e-6)
+                assert not got[branch].vectors[table][~present].any()  # an empty sub-sequence: zeros

@@ -57,3 +57,40 @@ def test_mask_limits_competitors():
 def test_unknown_metric_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown metric 'Recall@10'"):
         check_metric_names(["MRR", "Recall@10"])
+
+
+def reference_ranks(target, others, valid, tolerance):
+    """ranks_against's definition, one case and one competitor at a time."""
+    out = []
+    for i in range(len(target)):
+        counted = [float(o) for j, o in enumerate(others[i]) if valid is None or bool(valid[i, j])]
+        higher = sum(o > float(target[i]) + tolerance for o in counted)
+        tied = sum(abs(o - float(target[i])) <= tolerance for o in counted)
+        out.append(float(1 + len(counted)) if tied == len(counted) else float(1 + higher))
+    return out
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.05])
+@pytest.mark.parametrize("masked", [False, True])
+def test_ranks_equal_their_definition_case_by_case(tolerance, masked):
+    # scores on a coarse grid, so that ties, near-ties within the tolerance and constant rows are common
+    generator = torch.Generator().manual_seed(7)
+    others = torch.randint(0, 6, (300, 40), generator=generator).float() / 10
+    others[:20] = 0.3  # constant rows: the guard
+    target = torch.randint(0, 6, (300,), generator=generator).float() / 10
+    target[:10] = 0.3
+    valid = torch.rand(300, 40, generator=generator) > 0.3 if masked else None
+    got = ranks_against(target, others, valid, tolerance)
+    assert got.dtype == torch.float64
+    assert got.tolist() == reference_ranks(target, others, valid, tolerance)
+    if valid is None:  # rows 0-9 tie the target everywhere: the worst rank, not rank 1
+        assert got[:10].tolist() == [41.0] * 10
+
+
+def test_huge_finite_scores_are_ranked_not_rejected():
+    # the row sum overflows to inf, yet every score is finite: no error, and the ranks are right
+    target = torch.tensor([3.0e38, 1.0])
+    others = torch.tensor([[3.2e38, 3.1e38, 1.0], [3.2e38, 3.1e38, 0.5]])
+    assert ranks_against(target, others).tolist() == [3.0, 3.0]
+    valid = torch.tensor([[True, False, True], [False, False, True]])
+    assert ranks_against(target, others, valid).tolist() == [2.0, 1.0]

@@ -25,40 +25,56 @@ def check_metric_names(names: list[str]) -> None:
 
 def nonfinite_cases(target_scores: torch.Tensor, other_scores: torch.Tensor,
                     valid: torch.Tensor | None = None) -> torch.Tensor:
-    """[B] bool: the case's target score or one of its counted competitor scores is NaN or infinite."""
-    bad_other = ~torch.isfinite(other_scores)
-    if valid is not None:
-        bad_other &= valid
-    return ~torch.isfinite(target_scores) | bad_other.any(dim=1)
+    """[B] bool: the case's target score or one of its counted competitor scores is NaN or infinite.
+
+    A row's sum is finite only when every term is, so one sum per row clears almost every row; only
+    rows whose sum is not finite (a non-finite term, or finite terms that overflow) are checked term
+    by term. One reduction instead of an elementwise test over [B, N] (N can be a whole catalog).
+    """
+    counted = other_scores if valid is None else torch.where(valid, other_scores, 0.0)
+    bad = ~torch.isfinite(target_scores)
+    suspect = (~torch.isfinite(counted.sum(dim=1))).nonzero().squeeze(1)
+    if suspect.numel():
+        bad[suspect] |= (~torch.isfinite(counted[suspect])).any(dim=1)
+    return bad
+
+
+def count_true(flags: torch.Tensor) -> torch.Tensor:
+    """[B] int32: True entries per row (summing bytes: a bool sum widens every entry to int64 first)."""
+    return flags.view(torch.uint8).sum(dim=1, dtype=torch.int32)
 
 
 def ranks_against(target_scores: torch.Tensor, other_scores: torch.Tensor, valid: torch.Tensor | None = None,
-                  tolerance: float = 0.0) -> torch.Tensor:
+                  tolerance: float = 0.0, checked: bool = False) -> torch.Tensor:
     """1-based rank of each row's target among ``other_scores`` (shape [B, N]).
 
     rank = 1 + #(other > target + tolerance): ties (within ``tolerance``) go to the target, as ABXI
     and C2DSR rank. ``valid`` masks which columns count (e.g. only the target's domain, never the
     target itself). Guard: a case whose counted scores are all equal to the target's (a constant
     model) gets the worst rank, 1 + #counted, instead of rank 1. A non-finite target or counted
-    score raises :class:`NonFiniteError` (uncounted columns may hold anything, e.g. -inf padding).
+    score raises :class:`NonFiniteError` (uncounted columns may hold anything, e.g. -inf padding);
+    ``checked``: the caller has already ruled that out for these very scores.
     """
-    bad = nonfinite_cases(target_scores, other_scores, valid)
-    if bool(bad.any()):
-        first = int(bad.nonzero()[0, 0])
-        raise NonFiniteError(f"non-finite scores in {int(bad.sum())} of {len(bad)} cases (first: row {first}, "
-                             f"target score {float(target_scores[first])}); a rank against NaN or inf means nothing")
-    target = target_scores.unsqueeze(1)
-    higher = other_scores > target + tolerance
-    tied = (other_scores - target).abs() <= tolerance
+    if not checked:
+        bad = nonfinite_cases(target_scores, other_scores, valid)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise NonFiniteError(f"non-finite scores in {int(bad.sum())} of {len(bad)} cases (first: row {first}, "
+                                 f"target score {float(target_scores[first])}); a rank against NaN or inf means nothing")
+    higher = other_scores > target_scores.unsqueeze(1) + tolerance
     if valid is not None:
         higher &= valid
-        tied &= valid
-        n_counted = valid.sum(dim=1)
-    else:
-        n_counted = torch.full_like(target_scores, other_scores.shape[1], dtype=torch.long)
-    rank = 1 + higher.sum(dim=1)
-    degenerate = tied.sum(dim=1) == n_counted
-    return torch.where(degenerate, 1 + n_counted, rank).to(torch.float64)
+    rank = 1 + count_true(higher)
+    top = (rank == 1).nonzero().squeeze(1)  # the guard can only apply where no score is higher
+    if top.numel():
+        tied = (other_scores[top] - target_scores[top].unsqueeze(1)).abs() <= tolerance
+        if valid is None:
+            n_counted = torch.full_like(top, other_scores.shape[1], dtype=torch.int32)
+        else:
+            tied &= valid[top]
+            n_counted = count_true(valid[top])
+        rank[top] = torch.where(count_true(tied) == n_counted, 1 + n_counted, rank[top])
+    return rank.to(torch.float64)
 
 
 def metrics_from_ranks(ranks: np.ndarray, names: list[str]) -> dict[str, float]:

@@ -99,10 +99,10 @@ class ProtocolEvaluator:
             in_domain = mask[inputs["domain"][sl].to(device)] if full else None
             self._check_finite(model, split, pass_index, sl, target_score, scores, neg_scores, in_domain)
             if sampled:
-                ranks["sampled"][sl] = ranks_against(target_score, neg_scores, None, self.tolerance).cpu()
+                ranks["sampled"][sl] = ranks_against(target_score, neg_scores, None, self.tolerance, checked=True).cpu()
             if full:
                 in_domain[torch.arange(len(target), device=device), target] = False
-                ranks["full"][sl] = ranks_against(target_score, scores, in_domain, self.tolerance).cpu()
+                ranks["full"][sl] = ranks_against(target_score, scores, in_domain, self.tolerance, checked=True).cpu()
         domains = inputs["domain"].numpy()
         self.last_ranks[split] = {p: r.numpy() for p, r in ranks.items()}
         return {

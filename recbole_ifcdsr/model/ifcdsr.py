@@ -216,10 +216,12 @@ class IFCDSR(CrossDomainSequentialRecommender):
                 keep = torch.arange(width, device=sub.device) < n.unsqueeze(1)
                 destinations.append((starts[rows].unsqueeze(1) + torch.arange(width, device=sub.device))[keep])
             else:
-                keep = (torch.arange(len(rows), device=sub.device), n - 1)
                 destinations.append(rows)
-            for t, (embed, encoder) in inputs.items():
-                parts[t].append(encoder(embed(block), mask)[keep])  # eq. (2): attention encoder
+            for t, (embed, encoder) in inputs.items():  # eq. (2): attention encoder
+                if every_position:
+                    parts[t].append(encoder(embed(block), mask)[keep])
+                else:  # only the vector after the last item, computed at that position alone
+                    parts[t].append(encoder(embed(block), mask, last=n - 1))
         total = int(lengths.sum()) if every_position else sub.size(0)
         dims = {"id": self.item_embedding.embedding_dim, **{k: t.dim for k, t in self.frozen.items()}}
         if not destinations:

@@ -35,10 +35,40 @@ class SequenceEncoder(nn.Module):
             layer_norm_eps=config["layer_norm_eps"],
         )
 
-    def forward(self, embedded: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, embedded: torch.Tensor, attention_mask: torch.Tensor,
+                last: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, L, d] at every position; with ``last`` ([B] positions), [B, d] at those positions only."""
         positions = torch.arange(embedded.size(1), device=embedded.device)
         hidden = self.dropout(self.layer_norm(embedded + self.position_embedding(positions)))
-        return self.encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
+        if last is None:
+            return self.encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
+        *below, top = self.encoder.layer
+        for layer in below:
+            hidden = layer(hidden, attention_mask)
+        return layer_output_at(top, hidden, attention_mask, last)
+
+
+def layer_output_at(layer: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor,
+                    positions: torch.Tensor) -> torch.Tensor:
+    """[B, d]: RecBole's ``TransformerLayer`` output at one position per row, with its own weights.
+
+    Why: scoring needs a sequence's vector after its last item only, and a layer's output at one
+    position depends on the other positions only through their keys and values. Querying that one
+    position skips the query, attention-output and feed-forward work of every other position (most
+    of an evaluation pass's encoder cost); the values equal the full layer's at that position up to
+    float rounding (tests/test_ifcdsr.py).
+    """
+    attention, rows = layer.multi_head_attention, torch.arange(hidden.size(0), device=hidden.device)
+    at = hidden[rows, positions].unsqueeze(1)  # [B, 1, d]: the queried position's input
+    query = attention.transpose_for_scores(attention.query(at)).permute(0, 2, 1, 3)  # [B, h, 1, d_h]
+    key = attention.transpose_for_scores(attention.key(hidden)).permute(0, 2, 3, 1)  # [B, h, d_h, L]
+    value = attention.transpose_for_scores(attention.value(hidden)).permute(0, 2, 1, 3)  # [B, h, L, d_h]
+    scores = torch.matmul(query, key) / attention.sqrt_attention_head_size
+    scores = scores + attention_mask[rows, :, positions].unsqueeze(2)  # the queried position's mask row
+    probs = attention.attn_dropout(attention.softmax(scores))
+    context = torch.matmul(probs, value).permute(0, 2, 1, 3).reshape(at.shape)
+    attended = attention.LayerNorm(attention.out_dropout(attention.dense(context)) + at)
+    return layer.feed_forward(attended).squeeze(1)
 
 
 def branch_encoders(config, hidden_size: int, max_len: int, branches: list[str]) -> nn.ModuleDict:
