@@ -8,3 +8,7 @@ SPLITS = ("valid", "test")
 PROTOCOLS = ("sampled", "full")
 #: values of the ``protocol`` setting: one protocol, or ``both``
 PROTOCOL_SETTINGS = (*PROTOCOLS, "both")
+#: optional field of a batch given to ``full_sort_predict``: each case's target domain (a DOMAINS index).
+#: A model may then score only that domain's items and leave the others -inf, since the protocols and
+#: serving rank within the target domain; a model that ignores it scores every item.
+TARGET_DOMAIN_FIELD = "target_domain"

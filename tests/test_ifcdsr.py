@@ -110,6 +110,38 @@ def test_scores_rank_only_within_each_items_domain(abxi_slice_dir):
         assert ((total > 1 + model.lambda1 - 1e-4) & (total < 1 + model.lambda1 + model.lambda2 + 1e-4)).all()
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("multiple_attention", [True, False])
+def test_a_batch_that_names_its_target_domains_gets_the_same_scores_for_them(abxi_slice_with_images,
+                                                                             multiple_attention):
+    from recbole.data.interaction import Interaction
+
+    from recbole_ifcdsr.constants import TARGET_DOMAIN_FIELD
+
+    config, data, model = build(abxi_slice_with_images, multiple_attention=multiple_attention)
+    model.eval()
+    seq_field, len_field = data.iid_field + config["LIST_SUFFIX"], config["ITEM_LIST_LENGTH_FIELD"]
+    cases = data.eval_cases("test")
+    n = 40
+    seq = torch.zeros(n, config["MAX_ITEM_LIST_LENGTH"], dtype=torch.long)
+    for i in range(n):
+        h = torch.as_tensor(cases.histories[i][-47:])
+        seq[i, : len(h)] = h
+    domains = torch.as_tensor(cases.target_domains[:n], dtype=torch.long)
+    assert set(domains.tolist()) == {0, 1}
+    with torch.no_grad():
+        every = model.full_sort_predict(Interaction({seq_field: seq, len_field: (seq > 0).sum(1)}))
+        named = model.full_sort_predict(Interaction({seq_field: seq, len_field: (seq > 0).sum(1),
+                                                     TARGET_DOMAIN_FIELD: domains}))
+    in_target = model.item_domain.unsqueeze(0) == domains.unsqueeze(1)
+    in_target[:, 0] = False
+    torch.testing.assert_close(named[in_target], every[in_target], rtol=1e-6, atol=0)
+    if multiple_attention:  # the other domain is not scored
+        assert torch.isinf(named[~in_target]).all() and (named[~in_target] < 0).all()
+    else:  # one merged branch scores every item in one softmax anyway
+        torch.testing.assert_close(named, every, rtol=0, atol=0)
+
+
 @pytest.mark.unit
 def test_feature_store_rejects_bad_files(tmp_path):
     path = tmp_path / "d.image.npz"

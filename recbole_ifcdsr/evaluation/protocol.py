@@ -17,7 +17,7 @@ import torch
 from recbole.data.interaction import Interaction
 from tqdm import tqdm
 
-from recbole_ifcdsr.constants import DOMAINS, PROTOCOLS
+from recbole_ifcdsr.constants import DOMAINS, PROTOCOLS, TARGET_DOMAIN_FIELD
 from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
 from recbole_ifcdsr.errors import ConfigError, NonFiniteError
 from recbole_ifcdsr.evaluation.metrics import check_metric_names, metrics_from_ranks, nonfinite_cases, ranks_against
@@ -90,6 +90,7 @@ class ProtocolEvaluator:
                     self.item_seq_field: inputs["seq"][sl],
                     self.item_len_field: inputs["len"][sl],
                     self.dataset.uid_field: inputs["user"][sl],
+                    TARGET_DOMAIN_FIELD: inputs["domain"][sl],  # only these items are ranked
                 }
             ).to(device)
             scores = model.full_sort_predict(batch).view(sl.stop - sl.start, -1).float()

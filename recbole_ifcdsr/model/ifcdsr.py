@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_ifcdsr.constants import TARGET_DOMAIN_FIELD
 from recbole_ifcdsr.errors import ConfigError
 from recbole_ifcdsr.features.store import feature_path, load_aligned
 from recbole_ifcdsr.model.abstract import X, Y, CrossDomainSequentialRecommender
@@ -306,14 +307,18 @@ class IFCDSR(CrossDomainSequentialRecommender):
             rows[key], featured[key] = table.table[items], table.mask[items]
         return rows, featured
 
-    def _branch_probs(self, output: BranchOutput, items: torch.Tensor) -> torch.Tensor:
-        """P over ``items`` for each sequence; the uniform distribution where the sub-sequence is empty."""
+    def _branch_probs(self, output: BranchOutput, items: torch.Tensor, cases: torch.Tensor | None = None) -> torch.Tensor:
+        """P over ``items`` for each sequence (those of ``cases`` when given); the uniform distribution
+        where the sub-sequence is empty."""
         weights = self.active_weights()
+        vectors, present = output.vectors, output.present
+        if cases is not None:
+            vectors, present = {t: v.index_select(0, cases) for t, v in vectors.items()}, present.index_select(0, cases)
         rows, featured = self._item_rows(items)
-        logits = {t: output.vectors[t] @ rows[t].T / self.temperature for t in rows if t == "id" or t in weights}
+        logits = {t: vectors[t] @ rows[t].T / self.temperature for t in rows if t == "id" or t in weights}
         untrained = self.untrained[items] if self.untrained is not None else None  # items added by add_items
         probs = fused_log_probs(logits, featured, weights, untrained=untrained).exp()  # eqs. (3)-(6), (8)
-        return torch.where(output.present.unsqueeze(1), probs, torch.full_like(probs, 1.0 / len(items)))
+        return torch.where(present.unsqueeze(1), probs, torch.full_like(probs, 1.0 / len(items)))
 
     def _full_nll(self, branches: dict) -> dict:
         """Per branch: -sum over positions of log P(next item), exact over the branch's items."""
@@ -367,7 +372,9 @@ class IFCDSR(CrossDomainSequentialRecommender):
 
     def full_sort_predict(self, interaction):
         """[B, n_items]: each item scored as if its own domain were the target domain (the protocols
-        rank within the target domain); padding gets -inf."""
+        rank within the target domain); padding gets -inf. With ``TARGET_DOMAIN_FIELD`` in the batch only
+        each case's target-domain items are scored, the others stay -inf: the S^X and S^Y branches then
+        score one domain per case instead of two (the merged branch's softmax needs every item anyway)."""
         item_seq = interaction[self.ITEM_SEQ]
         branches = self.forward(item_seq, interaction[self.ITEM_SEQ_LEN])
         scores = torch.full((item_seq.size(0), self.n_items), -math.inf, device=item_seq.device)
@@ -375,10 +382,18 @@ class IFCDSR(CrossDomainSequentialRecommender):
         if not self.multiple_attention:
             scores[:, 1:] = p_all
             return scores
+        wanted = interaction[TARGET_DOMAIN_FIELD] if TARGET_DOMAIN_FIELD in interaction else None
         for target, own, other in ((X, "x", "y"), (Y, "y", "x")):
             items = self.domain_items(target)
-            p_own = self._branch_probs(branches[own], items)  # eqs. (3)-(4)
-            p_other = self._branch_probs(branches[other], items)
-            # eq. (9); index_copy_/index_select write the same values as scores[:, items] = ... without advanced indexing
-            scores.index_copy_(1, items, p_own + self.lambda1 * p_other + self.lambda2 * p_all.index_select(1, items - 1))
+            cases = None if wanted is None else (wanted == target).nonzero().squeeze(1)
+            if cases is not None and cases.numel() == 0:
+                continue
+            p_own = self._branch_probs(branches[own], items, cases)  # eqs. (3)-(4)
+            p_other = self._branch_probs(branches[other], items, cases)
+            p_merged = p_all.index_select(1, items - 1) if cases is None else p_all[cases.unsqueeze(1), items - 1]
+            block = p_own + self.lambda1 * p_other + self.lambda2 * p_merged  # eq. (9)
+            if cases is None:  # index_copy_ writes the same values as scores[:, items] = ... without advanced indexing
+                scores.index_copy_(1, items, block)
+            else:
+                scores[cases.unsqueeze(1), items] = block
         return scores

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from recbole_ifcdsr.constants import TARGET_DOMAIN_FIELD
 from recbole_ifcdsr.data.dataset import DOMAINS
 from recbole_ifcdsr.errors import CDSRError
 from recbole_ifcdsr.serving.model_file import build_models, read_model_file
@@ -170,7 +171,8 @@ class Recommender:
             kept = known[-self.max_len:]
             seq[i, : len(kept)] = torch.as_tensor(kept)
             lengths[i] = len(kept)
-        batch = {self.seq_field: seq.to(self.device), self.len_field: lengths.to(self.device)}
+        batch = {self.seq_field: seq.to(self.device), self.len_field: lengths.to(self.device),
+                 TARGET_DOMAIN_FIELD: torch.full((len(requests),), d, dtype=torch.long, device=self.device)}
         scores = self.models[DOMAINS[d]].full_sort_predict(batch).view(len(requests), -1).float().cpu()
         items, position = self._domain_index(d)
         scores = scores[:, items]
