@@ -2,6 +2,7 @@
 open_clip config; the test tiers (setup.cfg) are enforced here."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import recbole_ifcdsr  # noqa: F401  (compat patches before RecBole is used)
 from recbole_ifcdsr.config import Config
 from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
-from recbole_ifcdsr.paths import SHARED_DATA_DIR, default_data_path
+from recbole_ifcdsr.paths import REPO_ROOT, SHARED_DATA_DIR, default_data_path
 
 QUIET = {"show_progress": False, "state": "WARNING"}
 # Config's default data_path (./dataset, as in RecBole): the shipped datasets are unpacked there on first use
@@ -150,3 +151,11 @@ SMALL_RUN = {"show_progress": False, "state": "WARNING", "train_batch_size": 64,
              "cdsr_negatives": {"num": 50, "replacement": False, "exclude": "sequence", "redraw": "every_pass",
                                 "rng": "generator", "seed": 1},
              "cdsr_selection": {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 0, "patience": 61}}
+
+
+def load_tool(name: str):
+    """A script of tools/ as a module (tools/ is not a package: the scripts run from a checkout)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,23 +1,17 @@
 """tools/curves.py: the curve read from a run's -last checkpoint agrees with the run's own selection and
 validation numbers; bad input is one clear error."""
-import importlib.util
-
 import pytest
 
-from recbole_ifcdsr.paths import REPO_ROOT
 from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
 
-from conftest import SMALL_RUN
+from conftest import SMALL_RUN, load_tool
 
 pytestmark = pytest.mark.integration
 TINY = {"id_embedding_size": 8, "n_heads": 1, "seed": 3, "epochs": 3}
 
 
 def curves():
-    spec = importlib.util.spec_from_file_location("curves", REPO_ROOT / "tools" / "curves.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("curves")
 
 
 def test_the_curve_agrees_with_the_runs_selection(abxi_small_dir, tmp_path, capsys):

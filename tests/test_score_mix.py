@@ -1,23 +1,17 @@
 """tools/score_mix.py: rescoring a checkpoint with the model's own weights reproduces the run's validation
 numbers at that epoch; other weights change them; bad input is one clear error."""
-import importlib.util
-
 import pytest
 
-from recbole_ifcdsr.paths import REPO_ROOT
 from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
 
-from conftest import SMALL_RUN
+from conftest import SMALL_RUN, load_tool
 
 pytestmark = pytest.mark.integration
 TINY = {"id_embedding_size": 8, "n_heads": 1, "seed": 3, "epochs": 2}
 
 
 def score_mix():
-    spec = importlib.util.spec_from_file_location("score_mix", REPO_ROOT / "tools" / "score_mix.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("score_mix")
 
 
 def train(data_dir, checkpoint_dir, **extra) -> dict:
