@@ -55,19 +55,21 @@ def read_curve(path: Path, protocol: str, metric: str) -> dict:
     first = history[0]["valid"][protocol][DOMAINS[0]]
     if metric not in first:
         raise ValueError(f"{path}: no metric '{metric}' in its history (it has {', '.join(first)})")
+    values = {d: [100 * entry["valid"][protocol][d][metric] for entry in history] for d in DOMAINS}
+    values["mean"] = [sum(v) / len(DOMAINS) for v in zip(*(values[d] for d in DOMAINS))]
     return {
         "label": path.parent.name,
         "seed": config["seed"],
         "names": dict(config["domains"] or {d: d for d in DOMAINS}),
         "epochs": [entry["epoch"] for entry in history],
-        "values": {d: [100 * entry["valid"][protocol][d][metric] for entry in history] for d in DOMAINS},
+        "values": values,  # per domain and their mean
         "stopped": state.get("stopped"),
     }
 
 
 def summary_row(curve: dict) -> str:
     """One Markdown row: best mean and its epoch, the tail mean, each domain at the best epoch."""
-    means = [sum(v) / len(DOMAINS) for v in zip(*(curve["values"][d] for d in DOMAINS))]
+    means = curve["values"]["mean"]
     best = max(range(len(means)), key=lambda i: (means[i], i))  # the later epoch on a tie, as ``>=`` selects
     tail = means[-TAIL:]
     domains = " | ".join(f"{curve['values'][d][best]:.2f}" for d in DOMAINS)
@@ -87,11 +89,7 @@ def plot(curves: list[dict], path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         for curve in curves:
-            if panel == "mean":
-                values = [sum(v) / len(DOMAINS) for v in zip(*(curve["values"][d] for d in DOMAINS))]
-            else:
-                values = curve["values"][panel]
-            ax.plot(curve["epochs"], values, linewidth=1, label=f"{curve['label']} s{curve['seed']}")
+            ax.plot(curve["epochs"], curve["values"][panel], linewidth=1, label=f"{curve['label']} s{curve['seed']}")
         name = curves[0]["names"].get(panel, panel)
         ax.set_title(f"{name}: {title}", fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
