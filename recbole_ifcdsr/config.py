@@ -144,22 +144,29 @@ class Config(RecBoleConfig):
             if problem:
                 raise ConfigError(f"{self._source_of(key)}: {key} {problem} (default {default!r})")
 
-    def _apply_selection_patience(self) -> None:
-        """``selection_patience`` replaces the recipe's ``cdsr_selection.patience`` and keeps the rest of
-        it (mode, metric, warm-up), so one setting shortens every dataset's recipe the same way."""
-        patience = self.final_config_dict.get("selection_patience")
-        if patience is None:
-            return
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ConfigError(f"selection_patience {patience!r} invalid; valid: an integer >= 1 (validations without "
-                              f"improvement before stopping), or ~ to keep the recipe's")
-        selection = self.final_config_dict.get("cdsr_selection") or {}
-        self.final_config_dict["cdsr_selection"] = {**selection, "patience": patience}
+    def _apply_selection_overrides(self) -> None:
+        """``selection_patience`` and ``selection_warmup`` replace the recipe's ``cdsr_selection.patience``
+        and ``warmup_epochs`` and keep the rest of it (mode, metric, comparison), so one setting changes
+        every dataset's recipe the same way."""
+        selection, changed = dict(self.final_config_dict.get("cdsr_selection") or {}), False
+        for key, field, least, meaning in (("selection_patience", "patience", 1, "validations without improvement "
+                                            "before stopping"),
+                                           ("selection_warmup", "warmup_epochs", 0, "epochs trained before the "
+                                            "first validation")):
+            value = self.final_config_dict.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"{key} {value!r} invalid; valid: an integer >= {least} ({meaning}), or ~ to keep "
+                                  f"the recipe's")
+            selection[field], changed = value, True
+        if changed:
+            self.final_config_dict["cdsr_selection"] = selection
 
     def _set_default_parameters(self):
         self._check_value_types()
         super()._set_default_parameters()
-        self._apply_selection_patience()
+        self._apply_selection_overrides()
         protocol = self.final_config_dict.get("protocol", "both")
         if protocol not in PROTOCOL_SETTINGS:
             raise ConfigError(f"Unknown protocol '{protocol}'. Valid protocols: {', '.join(PROTOCOL_SETTINGS)}")

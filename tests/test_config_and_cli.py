@@ -122,10 +122,26 @@ def test_selection_patience_shortens_only_the_recipes_patience():
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("value", [0, -3, 2.5, "ten", True])
-def test_a_bad_selection_patience_is_one_line(value):
+def test_selection_warmup_replaces_only_the_recipes_warmup():
+    """Issue 15's budget validates from the first epoch on both datasets: the warm-up changes, the rest of
+    each recipe stays; 0 is a valid warm-up."""
+    abxi = Config("IFCDSR", "fk_abxi", config_dict={"selection_warmup": 0})
+    assert abxi["cdsr_selection"] == {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 0, "patience": 61}
+    converge = Config("IFCDSR", "fk_abxi", config_file_list=[str(REPO_ROOT / "properties" / "budget_converge.yaml")])
+    assert converge["cdsr_selection"] == {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 0,
+                                          "patience": 10}
+    assert Config("IFCDSR", "fk_llmcdsr", config_dict={"selection_warmup": 3})["cdsr_selection"]["warmup_epochs"] == 3
+    assert Config("IFCDSR", "fk_abxi")["cdsr_selection"]["warmup_epochs"] == 10
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("key,value,least", [("selection_patience", 0, 1), ("selection_patience", -3, 1),
+                                             ("selection_patience", 2.5, 1), ("selection_patience", "ten", 1),
+                                             ("selection_patience", True, 1), ("selection_warmup", -1, 0),
+                                             ("selection_warmup", 1.5, 0), ("selection_warmup", False, 0)])
+def test_a_bad_selection_override_is_one_line(key, value, least):
     from recbole_ifcdsr.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"^selection_patience .* invalid; valid: an integer >= 1") as error:
-        Config("IFCDSR", "fk_abxi", config_dict={"selection_patience": value})
+    with pytest.raises(ConfigError, match=rf"^{key} .* invalid; valid: an integer >= {least} ") as error:
+        Config("IFCDSR", "fk_abxi", config_dict={key: value})
     assert "\n" not in str(error.value)
