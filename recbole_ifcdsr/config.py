@@ -49,6 +49,13 @@ def _type_problem(default, value) -> str | None:
     return None
 
 
+# setting -> (the recipe's cdsr_selection field it replaces, its least valid value, what it counts)
+SELECTION_OVERRIDES = {
+    "selection_patience": ("patience", 1, "validations without improvement before stopping"),
+    "selection_warmup": ("warmup_epochs", 0, "epochs trained before the first validation"),
+}
+
+
 class Config(RecBoleConfig):
     """RecBole Config that knows the plug-in's models, datasets and defaults."""
 
@@ -149,10 +156,7 @@ class Config(RecBoleConfig):
         and ``warmup_epochs`` and keep the rest of it (mode, metric, comparison), so one setting changes
         every dataset's recipe the same way."""
         selection, changed = dict(self.final_config_dict.get("cdsr_selection") or {}), False
-        for key, field, least, meaning in (("selection_patience", "patience", 1, "validations without improvement "
-                                            "before stopping"),
-                                           ("selection_warmup", "warmup_epochs", 0, "epochs trained before the "
-                                            "first validation")):
+        for key, (field, least, meaning) in SELECTION_OVERRIDES.items():
             value = self.final_config_dict.get(key)
             if value is None:
                 continue
