@@ -155,7 +155,7 @@ class Config(RecBoleConfig):
         """``selection_patience`` and ``selection_warmup`` replace the recipe's ``cdsr_selection.patience``
         and ``warmup_epochs`` and keep the rest of it (mode, metric, comparison), so one setting changes
         every dataset's recipe the same way."""
-        selection, changed = dict(self.final_config_dict.get("cdsr_selection") or {}), False
+        replaced = {}
         for key, (field, least, meaning) in SELECTION_OVERRIDES.items():
             value = self.final_config_dict.get(key)
             if value is None:
@@ -163,9 +163,10 @@ class Config(RecBoleConfig):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"{key} {value!r} invalid; valid: an integer >= {least} ({meaning}), or ~ to keep "
                                   f"the recipe's")
-            selection[field], changed = value, True
-        if changed:
-            self.final_config_dict["cdsr_selection"] = selection
+            replaced[field] = value
+        if replaced:
+            self.final_config_dict["cdsr_selection"] = {**(self.final_config_dict.get("cdsr_selection") or {}),
+                                                        **replaced}
 
     def _set_default_parameters(self):
         self._check_value_types()
