@@ -40,7 +40,7 @@ import numpy as np
 
 from recbole_ifcdsr import io, report
 from recbole_ifcdsr.cli import PROG, config_options
-from recbole_ifcdsr.constants import DOMAINS, SPLITS
+from recbole_ifcdsr.constants import DOMAINS, SPLITS, budget_stopped
 from recbole_ifcdsr.errors import ConfigError, run_cli
 from recbole_ifcdsr.paths import default_properties
 from recbole_ifcdsr.results import RunResult
@@ -246,6 +246,7 @@ def summarise(results: list[dict]) -> dict:
             if all(r.get("train_cpu_seconds") is not None for r in runs) else None,
             "wall_seconds": mean_std([r["wall_seconds"] for r in runs]),
             "best_epoch": [r["best_epoch"] for r in runs],
+            "stop_reasons": [r.get("stop_reason") for r in runs],
         }}
         for protocol in runs[0]["protocols"]:
             for split in SPLITS:
@@ -257,6 +258,9 @@ def summarise(results: list[dict]) -> dict:
                         entry.setdefault(protocol, {}).setdefault(split, {}).setdefault(d, {})[metric] = [m, s, len(values)]
         summary[model] = entry
     return summary
+
+
+BUDGET_MARK = "†"  # after a run's epoch count: the budget ended the run, not the model selection
 
 
 def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str = "test",
@@ -275,11 +279,22 @@ def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str 
             cells.append(f"**{text}**" if mean == best[c] else text)
         runs = entry["_runs"]
         cpu = "-" if runs["train_cpu_seconds"] is None else f"{runs['train_cpu_seconds'][0]:.0f}"
-        epochs = ",".join(str(e) for e in runs["epochs_run"])
+        epochs = ",".join(f"{e}{BUDGET_MARK if budget_stopped(r) else ''}"
+                          for e, r in zip(runs["epochs_run"], runs["stop_reasons"]))
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {runs['train_seconds'][0]:.0f} ({cpu}) | {runs['wall_seconds'][0]:.0f} |")
     if anchor and anchor["protocol"] == protocol and anchor["split"] == split:
         lines.append(report.anchor_row(anchor, columns))
     return "\n".join(lines)
+
+
+def budget_stops(results: list[dict]) -> str:
+    """The runs a training budget stopped, e.g. 'SASRec seeds 0, 2 (120 CPU-minute budget)'; '' if none."""
+    cut: dict = {}
+    for r in results:
+        if budget_stopped(r.get("stop_reason")):
+            cut.setdefault((row_label(r), r["stop_reason"]), []).append(str(r["seed"]))
+    return "; ".join(f"{label} seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)} ({reason})"
+                     for (label, reason), seeds in cut.items())
 
 
 def select_on_validation(summary: dict, protocol: str, metric: str = "MRR") -> tuple[str, float]:
@@ -308,6 +323,9 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
     for protocol in results[0]["protocols"]:
         parts += [f"**{protocol} protocol**", "",
                   markdown_table(summary, domain_names, protocol, split=split, anchor=anchor), ""]
+    cut = budget_stops(results)
+    if cut:
+        parts += [f"{BUDGET_MARK} Stopped by the training budget before model selection stopped it: {cut}.", ""]
     if select:
         selected = {}
         for protocol in results[0]["protocols"]:

@@ -12,3 +12,11 @@ PROTOCOL_SETTINGS = (*PROTOCOLS, "both")
 #: A model may then score only that domain's items and leave the others -inf, since the protocols and
 #: serving rank within the target domain; a model that ignores it scores every item.
 TARGET_DOMAIN_FIELD = "target_domain"
+#: how a run's ``stop_reason`` ends when a training budget stopped it ("120 CPU-minute budget"); every
+#: other stop ("early stopping", "max epochs") came from the run's own schedule
+BUDGET_STOP_SUFFIX = "-minute budget"
+
+
+def budget_stopped(stop_reason: str | None) -> bool:
+    """Whether a training budget, not model selection or the epoch count, ended the run."""
+    return bool(stop_reason) and stop_reason.endswith(BUDGET_STOP_SUFFIX)

@@ -28,7 +28,7 @@ from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
 from recbole_ifcdsr import checkpoint, compat, io
-from recbole_ifcdsr.constants import DOMAINS
+from recbole_ifcdsr.constants import BUDGET_STOP_SUFFIX, DOMAINS
 from recbole_ifcdsr.errors import CheckpointError, EmptyRunError, NonFiniteError
 from recbole_ifcdsr.evaluation.protocol import ProtocolEvaluator
 from recbole_ifcdsr.evaluation.selection import ModelSelector
@@ -66,7 +66,7 @@ class TrainingBudget:
         return self.limit is not None and self.used + extra >= self.limit
 
     def describe(self) -> str:
-        return f"{self.limit / 60:g} {'CPU' if self.clock is time.process_time else 'wall'}-minute budget"
+        return f"{self.limit / 60:g} {'CPU' if self.clock is time.process_time else 'wall'}{BUDGET_STOP_SUFFIX}"
 
 
 class _UntilBudget:

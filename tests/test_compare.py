@@ -119,6 +119,30 @@ def test_selection_uses_validation_mean_over_domains(tmp_path):
 
 
 @pytest.mark.unit
+def test_runs_a_budget_stopped_are_flagged_in_the_table(tmp_path):
+    """The converged tables promise that a run cut by its budget says so: a mark on its epoch count and one
+    line naming the runs; early stopping and a fixed epoch count are the run's own schedule, unmarked."""
+    from recbole_ifcdsr.compare import write_outputs
+    from recbole_ifcdsr.trainer import TrainingBudget
+
+    cpu_cap, wall_cap = TrainingBudget(120, cpu=True).describe(), TrainingBudget(2.5, cpu=False).describe()
+    assert (cpu_cap, wall_cap) == ("120 CPU-minute budget", "2.5 wall-minute budget")
+    reasons = {("A", 0): "early stopping", ("A", 1): cpu_cap, ("A", 2): "max epochs",
+               ("B", 0): cpu_cap, ("B", 1): cpu_cap, ("B", 2): wall_cap}
+    results = []
+    for (model, seed), reason in reasons.items():
+        results.append({**fake_result(model, seed, 0.1, 0.1), "stop_reason": reason, "domains": {"X": "Food", "Y": "Kitchen"},
+                        "epochs_run": 10 + seed})
+    table = markdown_table(summarise(results), {}, "sampled").splitlines()
+    assert "| 10,11†,12 |" in table[2] and "| 10†,11†,12† |" in table[3]
+    markdown = write_outputs(tmp_path, "fk", "cmd", results, [], None)
+    assert ("† Stopped by the training budget before model selection stopped it: A seed 1 (120 CPU-minute budget); "
+            "B seeds 0, 1 (120 CPU-minute budget); B seed 2 (2.5 wall-minute budget).") in markdown.splitlines()
+    results = [r for r in results if r["stop_reason"] in ("early stopping", "max epochs")]  # A seeds 0 and 2
+    assert "†" not in write_outputs(tmp_path, "fk", "cmd", results, [], None)
+
+
+@pytest.mark.unit
 def test_csv_rows_are_exact(tmp_path):
     from recbole_ifcdsr.report import write_csv
 
