@@ -18,7 +18,8 @@ last checkpoint (its results equal an uninterrupted run's). A cell is stored onl
 both splits, every requested protocol, finite numbers); anything else is a failed cell, listed as
 such, and a stored cell that is not complete is run again. Model names and ``--seeds`` are checked
 before any cell starts. ``--jobs`` runs that many cells at once (a GPU machine
-with many cores; on a 2-core CPU keep 1). The summary (mean and population std over seeds, per
+with many cores; on a 2-core CPU keep 1). Two ``compare`` processes over one ``--out`` share the work: a
+cell the other one is running is skipped and listed as not finished (``cell_lock.py``). The summary (mean and population std over seeds, per
 protocol, domain and metric) goes to ``<out>/summary.md`` and ``<out>/summary.json``, and its table is
 printed last. Exit status (cli.py): 0 when every cell finished, 1 when a cell failed (listed; a rerun runs
 only the missing cells), 2 for a usage error before any cell starts.
@@ -39,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from recbole_ifcdsr import io, report
+from recbole_ifcdsr.cell_lock import CellBusy, hold_cell
 from recbole_ifcdsr.cli import PROG, config_options
 from recbole_ifcdsr.constants import DOMAINS, SPLITS, budget_stopped
 from recbole_ifcdsr.errors import ConfigError, run_cli
@@ -170,34 +172,65 @@ def _read_json(path: Path):
         return None
 
 
-CELL_MARK = "cell_request.json"  # in a cell's checkpoint folder: the request whose run wrote the checkpoints
+CELL_MARK = "cell_request.json"  # in a row's checkpoint folder, after the cell: the request whose run wrote them
+
+
+def _cell_file(checkpoints: Path, request: dict, name: str) -> Path:
+    """A file of one cell in its row's checkpoint folder, which the row's seeds (and the same label on other
+    datasets, under one ``--checkpoint_dir``) share."""
+    return checkpoints / f"{request['dataset']}-seed{request['seed']}.{name}"
 
 
 def _same_cell_started(request: dict, checkpoints: Path) -> bool:
-    """Whether the checkpoints in the cell's folder were written for this very request. Budget and epoch keys
-    are not in a checkpoint's run record, so only this guards a resume against continuing (or, when it had
-    stopped, reporting) a run made with another budget under the same label."""
-    return _read_json(checkpoints / CELL_MARK) == request
+    """Whether the cell's checkpoints were written for this very request. Budget and epoch keys are not in
+    a checkpoint's run record, so only this guards a resume against continuing (or, when it had stopped,
+    reporting) a run made with another budget under the same label. The mark is per cell, so seeds run at
+    once do not overwrite each other's; a folder from before that has one mark for the row, the request of
+    the cell that started last, which is still read."""
+    own = _cell_file(checkpoints, request, CELL_MARK)
+    return _read_json(own if own.is_file() else checkpoints / CELL_MARK) == request
+
+
+def _stored_result(out_dir: Path, request: dict) -> tuple[str, str | None]:
+    """("reused", None) for a complete stored result of this very request, ("incomplete", why) for an
+    incomplete one, ("none", None) otherwise (none stored, or one of other settings)."""
+    result_path = cell_path(out_dir, request, ".json")
+    if result_path.is_file():
+        stored = _read_json(result_path)
+        if isinstance(stored, dict) and stored.get("cell_request") == request:
+            problem = result_problem(stored)
+            return ("reused", None) if problem is None else ("incomplete", problem)
+    return "none", None
 
 
 def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: list[str],
              resume: bool = False) -> tuple[bool, str]:
     """Run one cell through the installed package's run command unless an identical finished run is stored.
     ``resume``: the run continues from the cell's last checkpoint (not part of the request: a resumed run
-    gives the results of an uninterrupted one, so it is the same cell)."""
+    gives the results of an uninterrupted one, so it is the same cell). A cell that another process is
+    running (another ``compare`` over the same folders) is not touched and counts as not finished here."""
+    if _stored_result(out_dir, request)[0] == "reused":  # finished cells are only read: no lock needed
+        return True, "reused"
+    checkpoints = cell_checkpoint_dir(out_dir, request, overrides)
+    try:
+        with hold_cell(_cell_file(checkpoints, request, "lock")):
+            return _run_held_cell(request, out_dir, config_files, overrides, resume, checkpoints)
+    except CellBusy as busy:
+        return False, str(busy)
+
+
+def _run_held_cell(request: dict, out_dir: Path, config_files: list[str], overrides: list[str], resume: bool,
+                   checkpoints: Path) -> tuple[bool, str]:
     result_path = cell_path(out_dir, request, ".json")
+    stored, problem = _stored_result(out_dir, request)  # again: another process may have finished it meanwhile
+    if stored == "reused":
+        return True, "reused"
     rerun = ""
-    if result_path.is_file():
-        stored = _read_json(result_path)
-        if isinstance(stored, dict) and stored.get("cell_request") == request:
-            problem = result_problem(stored)
-            if problem is None:
-                return True, "reused"
-            rerun = f" (stored results were incomplete: {problem})"
-            result_path.unlink()
+    if stored == "incomplete":
+        rerun = f" (stored results were incomplete: {problem})"
+        result_path.unlink()
     log_path = cell_path(out_dir, request, ".log")
     tmp_result = cell_path(out_dir, request, ".partial.json")
-    checkpoints = cell_checkpoint_dir(out_dir, request, overrides)
     command = [sys.executable, "-m", "recbole_ifcdsr", "run",
                f"--model={request['model']}", f"--dataset={request['dataset']}", f"--seed={request['seed']}",
                f"--results_file={tmp_result}", "--show_progress=False",
@@ -209,7 +242,7 @@ def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: l
     if config_files:
         command.append("--config_files=" + ",".join(config_files))
     checkpoints.mkdir(parents=True, exist_ok=True)
-    io.write_json(checkpoints / CELL_MARK, request)
+    io.write_json(_cell_file(checkpoints, request, CELL_MARK), request)
     with open(log_path, "w") as log:
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
     if code != 0 or not tmp_result.is_file():

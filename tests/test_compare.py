@@ -1,5 +1,6 @@
 """The comparison grid: exact mean/std, the Markdown table, and reuse of finished cells."""
 import json
+import os
 
 import pytest
 
@@ -342,3 +343,67 @@ def test_resume_continues_only_the_same_cell(abxi_small_dir, tmp_path, monkeypat
     cell.unlink()
     assert cli.main(argv + ["--resume", "--max_train_cpu_minutes=30"]) == 0
     assert "Resumed from" not in (out / "IFCDSR-seed0.log").read_text()
+
+
+@pytest.mark.unit
+def test_a_cell_another_process_holds_is_left_alone(tmp_path):
+    """Two compare commands over one --out (two lanes of a long grid): the second skips the cell the first
+    is running, writes nothing of it, and says who holds it; once released the cell can be taken."""
+    from recbole_ifcdsr.cell_lock import hold_cell
+    from recbole_ifcdsr.compare import cell_checkpoint_dir
+
+    request = cell_request("Pop", "fk_abxi", 1, [], ["--epochs=1"])
+    lock = cell_checkpoint_dir(tmp_path, request, []) / "fk_abxi-seed1.lock"
+    with hold_cell(lock):  # a second open file description of the lock: the kernel treats it as another holder
+        ok, how = run_cell(request, tmp_path, [], ["--epochs=1"])
+        assert not ok and how.startswith(f"running in pid {os.getpid()}, since ") and str(lock) in how
+        assert not (tmp_path / "Pop-seed1.log").exists() and not list(lock.parent.glob("*cell_request.json"))
+        (tmp_path / "Pop-seed1.json").write_text(json.dumps({**fake_result("Pop", 1, 0.1, 0.1), "cell_request": request}))
+        assert run_cell(request, tmp_path, [], ["--epochs=1"]) == (True, "reused")  # a finished cell needs no lock
+    with hold_cell(lock):
+        pass
+
+
+@pytest.mark.unit
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    """A session killed mid-cell must not block the cell for the next one: the kernel drops the lock with
+    its process (no pid files to clean up by hand)."""
+    import subprocess
+    import sys
+
+    from recbole_ifcdsr.cell_lock import CellBusy, hold_cell
+
+    lock = tmp_path / "saved" / "Pop" / "fk_abxi-seed0.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom pathlib import Path\n"
+                               "from recbole_ifcdsr.cell_lock import hold_cell\n"
+                               f"with hold_cell(Path({str(lock)!r})):\n    print('held', flush=True)\n    sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"  # blocks until the child holds the lock: no timing involved
+        with pytest.raises(CellBusy, match=f"running in pid {holder.pid}, since "):
+            with hold_cell(lock):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with hold_cell(lock):
+        assert lock.read_text().startswith(f"pid {os.getpid()}, since ")
+
+
+@pytest.mark.unit
+def test_resume_marks_are_per_cell_and_old_folders_still_resume(tmp_path):
+    """Seeds of one row started at once each keep their own mark (one shared mark made all but the last
+    start afresh on --resume); a folder written before has one mark for the row, still read."""
+    from recbole_ifcdsr.compare import CELL_MARK, _cell_file, _same_cell_started
+
+    seed0, seed1 = (cell_request("SASRec", "fk_abxi", s, [], []) for s in (0, 1))
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / CELL_MARK).write_text(json.dumps(seed1))
+    assert _same_cell_started(seed1, old) and not _same_cell_started(seed0, old)
+    new = tmp_path / "new"
+    new.mkdir()
+    for request in (seed0, seed1):
+        _cell_file(new, request, CELL_MARK).write_text(json.dumps(request))
+    (new / CELL_MARK).write_text(json.dumps(seed1))  # a stale row mark does not override a cell's own
+    assert _same_cell_started(seed0, new) and _same_cell_started(seed1, new)
