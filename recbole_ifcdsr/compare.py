@@ -19,9 +19,9 @@ both splits, every requested protocol, finite numbers); anything else is a faile
 such, and a stored cell that is not complete is run again. Model names and ``--seeds`` are checked
 before any cell starts. ``--jobs`` runs that many cells at once (a GPU machine
 with many cores; on a 2-core CPU keep 1). Two ``compare`` processes over one ``--out`` share the work: a
-cell the other one is running is skipped and listed as not finished (``cell_lock.py``). The summary (mean and population std over seeds, per
-protocol, domain and metric) goes to ``<out>/summary.md`` and ``<out>/summary.json``, and its table is
-printed last. Exit status (cli.py): 0 when every cell finished, 1 when a cell failed (listed; a rerun runs
+cell the other one is running is skipped and listed as not finished (``cell_lock.py``). The summary
+(mean and population std over seeds, per protocol, domain and metric) goes to ``<out>/summary.md`` and
+``<out>/summary.json``, and its table is printed last. Exit status (cli.py): 0 when every cell finished, 1 when a cell failed (listed; a rerun runs
 only the missing cells), 2 for a usage error before any cell starts.
 """
 from __future__ import annotations
