@@ -320,12 +320,14 @@ def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str 
     return "\n".join(lines)
 
 
-def budget_stops(results: list[dict]) -> str:
+def budget_stops(summary: dict) -> str:
     """The runs a training budget stopped, e.g. 'SASRec seeds 0, 2 (120 CPU-minute budget)'; '' if none."""
     cut: dict = {}
-    for r in results:
-        if budget_stopped(r.get("stop_reason")):
-            cut.setdefault((row_label(r), r["stop_reason"]), []).append(str(r["seed"]))
+    for label, entry in summary.items():
+        runs = entry["_runs"]
+        for seed, reason in zip(runs["seeds"], runs["stop_reasons"]):
+            if budget_stopped(reason):
+                cut.setdefault((label, reason), []).append(str(seed))
     return "; ".join(f"{label} seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)} ({reason})"
                      for (label, reason), seeds in cut.items())
 
@@ -356,7 +358,7 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
     for protocol in results[0]["protocols"]:
         parts += [f"**{protocol} protocol**", "",
                   markdown_table(summary, domain_names, protocol, split=split, anchor=anchor), ""]
-    cut = budget_stops(results)
+    cut = budget_stops(summary)
     if cut:
         parts += [f"{BUDGET_MARK} Stopped by the training budget before model selection stopped it: {cut}.", ""]
     if select:
