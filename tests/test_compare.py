@@ -179,6 +179,27 @@ def test_anchor_row_and_readme_block(tmp_path):
         replace_readme_block(readme, "missing", "x")
 
 
+@pytest.mark.unit
+def test_the_gap_to_the_anchor_per_domain_and_metric(tmp_path):
+    """Mean minus published, in points, only for the columns the anchor publishes; reaching it is >=."""
+    from recbole_ifcdsr.compare import anchor_gap_table, write_outputs
+
+    anchor = {"label": "Paper", "source": "s", "protocol": "sampled", "split": "test",
+              "X": {"MRR": 0.3, "HR@5": 0.9}, "Y": {"NDCG@10": 0.02}}
+    results = [{**fake_result(label, 0, x, y), "domains": {"X": "Food", "Y": "Kitchen"}}
+               for label, x, y in (("A", 0.1, 0.05), ("B", 0.35, 0.04))]  # NDCG@10 = MRR / 2
+    table = anchor_gap_table(summarise(results), {"X": "Food", "Y": "Kitchen"}, "sampled", anchor).splitlines()
+    assert table == ["| model | Food MRR | Kitchen NDCG@10 |", "|---|---|---|",
+                     "| A | -20.00 | **+0.50** |", "| B | **+5.00** | **+0.00** |", "",
+                     "Rows whose mean reaches *Paper* in every column above: B."]
+    assert anchor_gap_table(summarise(results[:1]), {}, "sampled", anchor).endswith("every column above: none.")
+    assert anchor_gap_table(summarise(results), {}, "full", anchor) == ""
+    markdown = write_outputs(tmp_path, "d", "cmd", results, [], anchor)
+    assert "**sampled protocol, against *Paper*** (row mean minus the published number, points; " \
+           "bold where the mean reaches it)" in markdown.splitlines()
+    assert "against *Paper*" not in write_outputs(tmp_path, "d", "cmd", results, [], anchor, split="valid")
+
+
 @pytest.mark.e2e
 def test_grid_on_a_real_slice_resumes_after_a_kill(abxi_slice_dir, tmp_path):
     """Two tiny models x two seeds through the real CLI; the grid is killed after its first cell and
