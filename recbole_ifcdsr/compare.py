@@ -315,17 +315,17 @@ def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str 
         epochs = ",".join(f"{e}{BUDGET_MARK if budget_stopped(r) else ''}"
                           for e, r in zip(runs["epochs_run"], runs["stop_reasons"]))
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {runs['train_seconds'][0]:.0f} ({cpu}) | {runs['wall_seconds'][0]:.0f} |")
-    if anchor and anchor["protocol"] == protocol and anchor["split"] == split:
+    if report.anchor_applies(anchor, protocol, split):
         lines.append(report.anchor_row(anchor, columns))
     return "\n".join(lines)
 
 
-def anchor_gap_table(summary: dict, domain_names: dict, protocol: str, anchor: dict,
-                     metrics: tuple = TABLE_METRICS) -> str:
+def anchor_gap_table(summary: dict, domain_names: dict, protocol: str, anchor: dict | None,
+                     split: str = "test", metrics: tuple = TABLE_METRICS) -> str:
     """Each row's mean minus the published number, in points, for the columns the anchor publishes;
     bold where the mean reaches it, and a closing line naming the rows that reach it in all of them.
-    Empty when the anchor is not of this protocol or of the test split."""
-    if anchor["protocol"] != protocol or anchor["split"] != "test":
+    Empty when there is no anchor of this protocol and split."""
+    if not report.anchor_applies(anchor, protocol, split):
         return ""
     columns = [(d, m) for d in DOMAINS for m in metrics if anchor.get(d, {}).get(m) is not None]
     if not columns:
@@ -334,7 +334,7 @@ def anchor_gap_table(summary: dict, domain_names: dict, protocol: str, anchor: d
     lines = [head, "|" + "---|" * (len(columns) + 1)]
     reached = []
     for model, entry in summary.items():
-        gaps = [entry[protocol]["test"][d][m][0] - anchor[d][m] for d, m in columns]
+        gaps = [entry[protocol][split][d][m][0] - anchor[d][m] for d, m in columns]
         cells = [f"**{100 * g:+.2f}**" if g >= 0 else f"{100 * g:+.2f}" for g in gaps]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
         if all(g >= 0 for g in gaps):
@@ -382,7 +382,7 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
     for protocol in results[0]["protocols"]:
         parts += [f"**{protocol} protocol**", "",
                   markdown_table(summary, domain_names, protocol, split=split, anchor=anchor), ""]
-        gaps = anchor_gap_table(summary, domain_names, protocol, anchor) if anchor and split == "test" else ""
+        gaps = anchor_gap_table(summary, domain_names, protocol, anchor, split=split)
         if gaps:
             parts += [f"**{protocol} protocol, against *{anchor['label']}*** (row mean minus the published "
                       f"number, points; bold where the mean reaches it)", "", gaps, ""]

@@ -57,6 +57,11 @@ def write_csv(summary: dict, domain_names: dict, path: str | os.PathLike) -> Non
     io.write_text(path, buffer.getvalue())
 
 
+def anchor_applies(anchor: dict | None, protocol: str, split: str) -> bool:
+    """Whether published numbers can stand beside a table or chart of this protocol and split."""
+    return bool(anchor) and anchor.get("protocol") == protocol and anchor.get("split") == split
+
+
 def plot(summary: dict, domain_names: dict, path: str | os.PathLike, metric: str = "MRR", split: str = "test",
          anchor: dict | None = None, title: str = "") -> None:
     """Bars of ``metric`` per model with std error bars: one panel per (protocol, domain); the
@@ -79,7 +84,7 @@ def plot(summary: dict, domain_names: dict, path: str | os.PathLike, metric: str
             ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=8)
             ax.set_title(f"{domain_names.get(d, d)}: {protocol} {metric} ({split}, %)", fontsize=9)
             value = (anchor or {}).get(d, {}).get(metric)
-            shown = value is not None and anchor.get("protocol") == protocol and anchor.get("split") == split
+            shown = value is not None and anchor_applies(anchor, protocol, split)
             top = max([m + s for m, s in zip(means, stds)] + ([100 * value] if shown else []))
             ax.set_ylim(0, 1.15 * top if top > 0 else 1)
             if shown:
