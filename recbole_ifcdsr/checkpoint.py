@@ -36,7 +36,7 @@ FORMAT = 4  # 1: no run record and no random state (before resume was checked); 
 RUN_KEYS = ("seed", "USER_ID_FIELD", "ITEM_ID_FIELD", "load_col", "unload_col", "benchmark_filename",
             "cdsr_recipe", "MAX_ITEM_LIST_LENGTH", "cdsr_negatives", "cdsr_metrics", "cdsr_tie_tolerance")
 #: the optimiser's settings, recorded with every key of the model's YAML files (:func:`model_keys`)
-OPTIMISER_KEYS = ("learning_rate", "weight_decay", "train_batch_size")
+OPTIMISER_KEYS = ("learning_rate", "weight_decay", "train_batch_size", "lr_decay")
 #: keys of a model's YAML that say how long or how visibly it trains, or how much memory a step holds, not
 #: what it learns: a resume may change them (e.g. more epochs, a larger budget)
 NOT_MODEL_KEYS = frozenset({"epochs", "max_train_minutes", "max_train_cpu_minutes", "show_progress", "state",

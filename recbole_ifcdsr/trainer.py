@@ -32,6 +32,7 @@ from recbole_ifcdsr.constants import BUDGET_STOP_SUFFIX, DOMAINS
 from recbole_ifcdsr.errors import CheckpointError, EmptyRunError, NonFiniteError
 from recbole_ifcdsr.evaluation.protocol import ProtocolEvaluator
 from recbole_ifcdsr.evaluation.selection import ModelSelector
+from recbole_ifcdsr.lr_decay import PlateauDecay
 from recbole_ifcdsr.results import RunResult
 
 
@@ -123,6 +124,7 @@ class CrossDomainTrainer(Trainer):
         self._resumed_random: dict | None = None  # random states and data order to restore when fit starts
         self._resumed_stop: str | None = None  # why the resumed run had stopped (budget, early stopping), if it had
         self._best_states: dict = {}  # epoch -> weights, for runs that write no -best checkpoint (saved=False)
+        self.lr_decay = PlateauDecay.from_config(config["lr_decay"])  # None: the learning rate stays as set
 
     def set_run(self, identity: dict) -> None:
         """The record of this run (checkpoint.run_identity) that each checkpoint carries."""
@@ -199,6 +201,7 @@ class CrossDomainTrainer(Trainer):
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "selector": selector.state_dict(),
+            "lr_decay": self.lr_decay.state_dict() if self.lr_decay else None,
             "result": self.result.to_json(),
             "history": self.history,
             "seconds": (self.train_seconds, self.eval_seconds, self.budget_used),
@@ -223,6 +226,8 @@ class CrossDomainTrainer(Trainer):
         if self.optimizer and state.get("optimizer"):
             self.optimizer.load_state_dict(state["optimizer"])
         selector.load_state_dict(state["selector"])
+        if self.lr_decay and state.get("lr_decay"):  # the learning rate itself is in the optimiser's state
+            self.lr_decay.load_state_dict(state["lr_decay"])
         self.result, self.history = RunResult.from_json(state["result"]), state["history"]
         self.train_seconds, self.eval_seconds, self.budget_used = state["seconds"]
         self.epoch_losses = list(state["losses"])
@@ -322,6 +327,7 @@ class CrossDomainTrainer(Trainer):
             if last or (selector.wants_validation(epoch) and (epoch + 1) % self.eval_step == 0):
                 valid = self._evaluate_split(evaluator, "valid", epoch, show_progress)
                 improved = selector.update(valid["sampled"])
+                decayed = self.lr_decay.step(bool(improved), self.optimizer) if self.lr_decay else None
                 self.history.append({"epoch": epoch, "valid": valid})
                 self.logger.info(set_color(f"epoch {epoch} valid", "green") + "\n" + format_domain_metrics(valid, self.domain_names))
                 if improved:
@@ -329,6 +335,9 @@ class CrossDomainTrainer(Trainer):
                         self.result.select(d, epoch, valid)  # its test numbers: _test_selected, from these weights
                     self._keep_best(improved, epoch, saved)
                     self.logger.info(set_color(f"improved {improved}", "blue") + " (tested when training ends)")
+                if decayed is not None:
+                    self.logger.info(set_color(f"no improvement in {self.lr_decay.patience} validations: learning rate "
+                                               f"x {self.lr_decay.factor} = {decayed:.3g}", "blue"))
             stopped = "early stopping" if selector.should_stop else budget.describe() if out_of_time else None
             if saved:
                 self._write(self._cdsr_state(epoch, selector, train_data, stopped), self.saved_model_file)

@@ -116,6 +116,7 @@ def test_a_checkpoint_of_other_data_under_the_same_name_is_refused(one_epoch, ot
     ({"temperature": 1.0}, "its temperature is 0.1, this run's is 1.0. Resume refused: "),
     ({"loss_type": "full"}, "its loss_type is 'sampled', this run's is 'full'. Resume refused"),
     ({"learning_rate": 0.01}, "its learning_rate is 0.001, this run's is 0.01. Resume refused"),
+    ({"lr_decay": {"patience": 3}}, "its lr_decay is None, this run's is {'patience': 3}. Resume refused"),
 ])
 @pytest.mark.integration
 def test_a_checkpoint_of_other_settings_or_shapes_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch,
