@@ -21,6 +21,7 @@ from recbole.config import Config as RecBoleConfig
 
 from recbole_ifcdsr.constants import PROTOCOL_SETTINGS
 from recbole_ifcdsr.errors import CDSRError, ConfigError, one_line
+from recbole_ifcdsr.lr_decay import PlateauDecay
 from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties, known_datasets, properties_file
 from recbole_ifcdsr.registry import UnknownNameError, get_model
 from recbole_ifcdsr.yamlfile import read_yaml
@@ -172,6 +173,7 @@ class Config(RecBoleConfig):
         self._check_value_types()
         super()._set_default_parameters()
         self._apply_selection_overrides()
+        PlateauDecay.from_config(self.final_config_dict.get("lr_decay"))  # a malformed one fails before any data loads
         protocol = self.final_config_dict.get("protocol", "both")
         if protocol not in PROTOCOL_SETTINGS:
             raise ConfigError(f"Unknown protocol '{protocol}'. Valid protocols: {', '.join(PROTOCOL_SETTINGS)}")

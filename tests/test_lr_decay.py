@@ -91,3 +91,12 @@ def test_a_run_decays_by_its_validations_and_resumes_bit_for_bit(abxi_small_dir,
     assert a["lr_decay"] == b["lr_decay"] and a["lr_decay"]["decays"] == round(math.log2(0.01 / lr)) >= 1
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert {k: v for k, v in resumed.items() if k not in TIMING} == {k: v for k, v in straight.items() if k not in TIMING}
+
+
+@pytest.mark.unit
+def test_a_malformed_setting_fails_in_the_configuration_before_any_data_loads():
+    from recbole_ifcdsr.config import Config
+
+    with pytest.raises(ConfigError, match="lr_decay patience 0 invalid"):
+        Config("IFCDSR", "fk_abxi", config_dict={"lr_decay": {"patience": 0}})
+    assert Config("IFCDSR", "fk_abxi")["lr_decay"] is None  # unset: off
