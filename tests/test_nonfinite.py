@@ -183,6 +183,25 @@ def test_training_stops_at_a_nan_gradient_naming_batch_and_parameter(abxi_small_
     assert not torch.equal(before, trainer.model.item_embedding.weight)  # batch 0 was
 
 
+@pytest.mark.integration
+def test_the_gradient_check_names_an_inf_and_passes_finite_gradients_whose_sum_overflows(abxi_small_dir, tmp_path):
+    """The check sums each gradient first; a finite total proves every element finite, and a non-finite total
+    is searched element by element, so overflowing finite values are no error and an inf is named."""
+    trainer, *_ = small_trainer(abxi_small_dir, tmp_path)
+    params = dict(trainer.model.named_parameters())
+    for p in params.values():
+        p.grad = torch.zeros_like(p)
+    params["item_embedding.weight"].grad.fill_(3e38)  # each element finite, their sum is inf in float32
+    assert not torch.isfinite(params["item_embedding.weight"].grad.sum())
+    trainer._check_gradients(0, 0)
+    params["position_embedding.weight"].grad[2, 1] = float("-inf")
+    with pytest.raises(NonFiniteError, match=r"epoch 0, batch 0: the gradient of position_embedding\.weight holds NaN or inf"):
+        trainer._check_gradients(0, 0)
+    params["item_embedding.weight"].grad[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"the gradient of item_embedding\.weight holds"):  # the first named
+        trainer._check_gradients(0, 0)
+
+
 # ---- feature stores: every row checked, masked rows stored and returned as zeros ---------------------
 def write_raw_store(path, tokens, vectors, mask):
     """A store as another program might write it (save_features would refuse or zero it)."""
