@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 import torch
-from recbole.data.dataloader import TrainDataLoader
 from recbole.utils import init_seed
 
 import recbole_ifcdsr  # noqa: F401  (compat patches)
 from recbole_ifcdsr.config import Config
 from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
 from recbole_ifcdsr.errors import NonFiniteError
+from recbole_ifcdsr.quick_start import build_train_data
 from recbole_ifcdsr.registry import get_model
 from recbole_ifcdsr.trainer import CrossDomainTrainer
 
@@ -69,13 +69,11 @@ def main() -> int:
         os.chdir(workdir)  # RecBole writes log_tensorboard/ into the working directory
         try:
             config = Config(args.model, args.dataset, config_dict={"show_progress": False, "state": "WARNING",
-                                                                   "checkpoint_dir": workdir})
+                                                                   "checkpoint_dir": workdir, "shuffle": False})
             init_seed(0, True)
             data = CrossDomainSequentialDataset(config)
             model_class = get_model(args.model)
-            view = data.sequence_train_dataset() if getattr(model_class, "cdsr_training", None) == "sequence" \
-                else data.recbole_train_dataset()
-            batch = next(iter(TrainDataLoader(config, view, None, shuffle=False)))
+            batch = next(iter(build_train_data(config, data, model_class)))  # the view the model declares
             model = model_class(config, data)
             trainer = CrossDomainTrainer(config, model)
         finally:
