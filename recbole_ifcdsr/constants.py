@@ -13,7 +13,8 @@ PROTOCOL_SETTINGS = (*PROTOCOLS, "both")
 #: serving rank within the target domain; a model that ignores it scores every item.
 TARGET_DOMAIN_FIELD = "target_domain"
 #: how a run's ``stop_reason`` ends when a training budget stopped it ("120 CPU-minute budget"); every
-#: other stop ("early stopping", "max epochs") came from the run's own schedule
+#: other stop ("early stopping", "max epochs") came from the run's own schedule, also "early stopping (last
+#: epoch cut short by the 120 CPU-minute budget)": patience ran out at the validation of an epoch the budget cut
 BUDGET_STOP_SUFFIX = "-minute budget"
 
 

@@ -70,6 +70,15 @@ class TrainingBudget:
         return f"{self.limit / 60:g} {'CPU' if self.clock is time.process_time else 'wall'}{BUDGET_STOP_SUFFIX}"
 
 
+def why_training_stops(selection_stopped: bool, out_of_time: bool, budget: TrainingBudget) -> str | None:
+    """Why training ends after this epoch, or None. When the selection's patience runs out at the validation
+    of an epoch the budget cut short, the selection ended the run (no budget mark in compare's tables), and
+    the reason still says the last epoch was cut, so the results file does not hide it."""
+    if selection_stopped:
+        return f"early stopping (last epoch cut short by the {budget.describe()})" if out_of_time else "early stopping"
+    return budget.describe() if out_of_time else None
+
+
 class _UntilBudget:
     """Wraps a RecBole DataLoader so an epoch ends at the first batch past the budget."""
 
@@ -344,7 +353,7 @@ class CrossDomainTrainer(Trainer):
                 if decayed is not None:
                     self.logger.info(set_color(f"no improvement in {self.lr_decay.patience} validations: learning rate "
                                                f"x {self.lr_decay.factor} = {decayed:.3g}", "blue"))
-            stopped = "early stopping" if selector.should_stop else budget.describe() if out_of_time else None
+            stopped = why_training_stops(selector.should_stop, out_of_time, budget)
             if saved:
                 self._write(self._cdsr_state(epoch, selector, train_data, stopped), self.saved_model_file)
             if stopped:

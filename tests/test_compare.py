@@ -144,6 +144,21 @@ def test_runs_a_budget_stopped_are_flagged_in_the_table(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_run_the_selection_stopped_in_an_epoch_the_budget_cut_says_both_and_is_not_flagged():
+    """fk_llmcdsr's IFCDSR-single seed 2 ran out of patience at the validation of its 60th epoch, which the
+    120 CPU-minute budget had cut short: the selection ended it (no mark), and its stop reason says the cut."""
+    from recbole_ifcdsr.constants import budget_stopped
+    from recbole_ifcdsr.trainer import TrainingBudget, why_training_stops
+
+    budget = TrainingBudget(120, cpu=True)
+    both = why_training_stops(True, True, budget)
+    assert both == "early stopping (last epoch cut short by the 120 CPU-minute budget)" and not budget_stopped(both)
+    assert why_training_stops(True, False, budget) == "early stopping"
+    assert why_training_stops(False, True, budget) == "120 CPU-minute budget" and budget_stopped(why_training_stops(False, True, budget))
+    assert why_training_stops(False, False, budget) is None
+
+
+@pytest.mark.unit
 def test_csv_rows_are_exact(tmp_path):
     from recbole_ifcdsr.report import write_csv
 
