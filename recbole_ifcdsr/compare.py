@@ -14,7 +14,8 @@ Each cell runs in its own process (a crash fails one cell, not the grid) and wri
 ``<out>/<label>-seed<k>.json``, its checkpoints in ``<checkpoint_dir>/<label>/`` (``<out>/saved/<label>/``
 unless ``--checkpoint_dir`` is given); a cell whose JSON exists with the same requested settings is
 reused, so an interrupted grid resumes; with ``--resume`` a cell cut off mid-run also continues from its
-last checkpoint (its results equal an uninterrupted run's). A cell is stored only with complete results (both domains,
+last checkpoint (its results equal an uninterrupted run's; its ``<label>-seed<k>.log`` goes on below the
+interrupted run's lines). A cell is stored only with complete results (both domains,
 both splits, every requested protocol, finite numbers); anything else is a failed cell, listed as
 such, and a stored cell that is not complete is run again. Model names and ``--seeds`` are checked
 before any cell starts. ``--jobs`` runs that many cells at once (a GPU machine
@@ -243,7 +244,11 @@ def _run_held_cell(request: dict, out_dir: Path, config_files: list[str], overri
         command.append("--config_files=" + ",".join(config_files))
     checkpoints.mkdir(parents=True, exist_ok=True)
     io.write_json(_cell_file(checkpoints, request, CELL_MARK), request)
-    with open(log_path, "w") as log:
+    with open(log_path, "a" if resumed else "w") as log:  # a resumed run keeps the interrupted run's epochs
+        if resumed:
+            log.write(f"\n==== {time.strftime('%d %b %H:%M')}  resumed: the lines above are the interrupted run's, "
+                      f"the run goes on from {checkpoints}'s -last checkpoint ====\n")
+            log.flush()
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
     if code != 0 or not tmp_result.is_file():
         return False, f"exit code {code}, see {log_path}"

@@ -353,7 +353,8 @@ def test_variants_of_one_model_keep_their_own_checkpoints(abxi_small_dir, tmp_pa
 @pytest.mark.e2e
 def test_resume_continues_only_the_same_cell(abxi_small_dir, tmp_path, monkeypatch):
     """A cell whose results were lost after its last checkpoint (a crash between the two) continues from that
-    checkpoint under --resume and reports what the uninterrupted run reported; a cell of the same label but
+    checkpoint under --resume and reports what the uninterrupted run reported, its log going on after the first
+    run's lines (before, a resume truncated it, losing the interrupted epochs); a cell of the same label but
     another request (here another budget, which a checkpoint's run record does not hold) starts afresh."""
     from recbole_ifcdsr import cli
 
@@ -371,14 +372,18 @@ def test_resume_continues_only_the_same_cell(abxi_small_dir, tmp_path, monkeypat
     cell.unlink()  # the results are lost; the cell's checkpoints remain
 
     assert cli.main(argv + ["--resume"]) == 0
-    assert "Resumed from" in (out / "IFCDSR-seed0.log").read_text()
+    log = (out / "IFCDSR-seed0.log").read_text()
+    before, marker, after = log.partition("resumed: the lines above are the interrupted run's")
+    assert marker and "epoch 0 valid" in before and "epoch 1 valid" in before  # the first run's curve is kept
+    assert "Resumed from" in after and "epoch 0 valid" not in after
     resumed = json.loads(cell.read_text())
     assert resumed["epochs_run"] == straight["epochs_run"] == 2
     assert resumed["sampled"] == straight["sampled"]
 
     cell.unlink()
     assert cli.main(argv + ["--resume", "--max_train_cpu_minutes=30"]) == 0
-    assert "Resumed from" not in (out / "IFCDSR-seed0.log").read_text()
+    log = (out / "IFCDSR-seed0.log").read_text()
+    assert "Resumed from" not in log and "resumed:" not in log  # a fresh start writes a fresh log
 
 
 @pytest.mark.unit
