@@ -31,7 +31,8 @@ from recbole_ifcdsr.features.store import FROZEN_STORE_KEYS, feature_path
 from recbole_ifcdsr.yamlfile import read_yaml
 
 FORMAT = 4  # 1: no run record and no random state (before resume was checked); 2: results per domain, not a
-# RunResult; 3: no model settings and no stop record
+# RunResult; 3: no model settings and no stop record. A format-4 checkpoint without 'wall_seconds' (written before
+# it was recorded) still resumes; the run's results then say their wall time counts only the last process
 #: settings that change which data a run trains and evaluates on, or how it is scored
 RUN_KEYS = ("seed", "USER_ID_FIELD", "ITEM_ID_FIELD", "load_col", "unload_col", "benchmark_filename",
             "cdsr_recipe", "MAX_ITEM_LIST_LENGTH", "cdsr_negatives", "cdsr_metrics", "cdsr_tie_tolerance")

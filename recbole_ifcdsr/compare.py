@@ -283,6 +283,7 @@ def summarise(results: list[dict]) -> dict:
             "train_cpu_seconds": mean_std([r["train_cpu_seconds"] for r in runs])
             if all(r.get("train_cpu_seconds") is not None for r in runs) else None,
             "wall_seconds": mean_std([r["wall_seconds"] for r in runs]),
+            "wall_partial_seeds": [r["seed"] for r in runs if r.get("wall_seconds_partial")],
             "best_epoch": [r["best_epoch"] for r in runs],
             "stop_reasons": [r.get("stop_reason") for r in runs],
         }}
@@ -299,6 +300,7 @@ def summarise(results: list[dict]) -> dict:
 
 
 BUDGET_MARK = "†"  # after a run's epoch count: the budget ended the run, not the model selection
+PARTIAL_WALL_MARK = "≥"  # before a row's wall seconds: a run's count misses the processes before its resume
 
 
 def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str = "test",
@@ -319,7 +321,8 @@ def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str 
         cpu = "-" if runs["train_cpu_seconds"] is None else f"{runs['train_cpu_seconds'][0]:.0f}"
         epochs = ",".join(f"{e}{BUDGET_MARK if budget_stopped(r) else ''}"
                           for e, r in zip(runs["epochs_run"], runs["stop_reasons"]))
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {runs['train_seconds'][0]:.0f} ({cpu}) | {runs['wall_seconds'][0]:.0f} |")
+        wall = ("" if not runs.get("wall_partial_seeds") else PARTIAL_WALL_MARK) + f"{runs['wall_seconds'][0]:.0f}"
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {runs['train_seconds'][0]:.0f} ({cpu}) | {wall} |")
     if report.anchor_applies(anchor, protocol, split):
         lines.append(report.anchor_row(anchor, columns))
     return "\n".join(lines)
@@ -394,6 +397,11 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
     cut = budget_stops(summary)
     if cut:
         parts += [f"{BUDGET_MARK} Stopped by the training budget before model selection stopped it: {cut}.", ""]
+    partial = "; ".join(f"{label} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+                        for label, entry in summary.items() if (seeds := entry["_runs"].get("wall_partial_seeds")))
+    if partial:
+        parts += [f"{PARTIAL_WALL_MARK} Wall seconds undercount: resumed from a checkpoint that did not record the "
+                  f"earlier processes' wall time, these runs count only their last process: {partial}.", ""]
     if select:
         selected = {}
         for protocol in results[0]["protocols"]:

@@ -91,7 +91,7 @@ def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_d
 
     # trainer loading and initialization (a resume continues the checkpoint of this very run)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    trainer.set_run(run_identity(config, dataset, model))
+    trainer.set_run(run_identity(config, dataset, model), process_start=wall_start)
     selector = ModelSelector(config["cdsr_selection"])
     evaluator = ProtocolEvaluator(dataset, config)
     if config["resume"]:

@@ -125,7 +125,10 @@ def _jsonable(value):
 def results_json(config, run: dict, wall_seconds: float) -> dict:
     """The results JSON of one run: what ran (model, dataset, seed, protocols, machine, every setting),
     how long and how far it trained (``run`` as the trainer's fit_cdsr returns it) and its numbers
-    for the requested protocols (:meth:`RunResult.to_json`)."""
+    for the requested protocols (:meth:`RunResult.to_json`). ``wall_seconds``: this process's; a resumed
+    run adds its earlier processes' (``run['earlier_wall_seconds']``), and when those are unknown (resumed
+    from an older checkpoint) says so with ``wall_seconds_partial``, as the number then undercounts."""
+    earlier = run.get("earlier_wall_seconds", 0.0)
     protocol = config["protocol"]
     protocols = list(PROTOCOLS) if protocol == "both" else [protocol]
     numbers = run["result"].to_json(protocols)
@@ -142,7 +145,8 @@ def results_json(config, run: dict, wall_seconds: float) -> dict:
         "train_seconds": run["train_seconds"],
         "train_cpu_seconds": run["train_cpu_seconds"],
         "eval_seconds": run["eval_seconds"],
-        "wall_seconds": round(wall_seconds, 2),
+        "wall_seconds": round(wall_seconds + (earlier or 0.0), 2),
+        "wall_seconds_partial": earlier is None,
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, torch {torch.__version__}, device {config['device']}",
         **numbers,
         "config": _jsonable({k: config[k] for k in config.final_config_dict}),

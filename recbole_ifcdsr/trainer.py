@@ -130,14 +130,27 @@ class CrossDomainTrainer(Trainer):
         self.budget_used = 0.0  # seconds of the training budget spent (kept across resume)
         self.epoch_losses: list = []  # training loss of every epoch (kept across resume)
         self.run_identity: dict | None = None  # what this run is; set_run before checkpoints are written
+        self.process_start = time.time()  # when this process started the run (set_run: before data loading)
+        self.earlier_wall_seconds: float | None = 0.0  # wall time of the run's earlier processes, to their last
+        # checkpoint (kept across resume); None: resumed from a checkpoint written before checkpoints recorded it
         self._resumed_random: dict | None = None  # random states and data order to restore when fit starts
         self._resumed_stop: str | None = None  # why the resumed run had stopped (budget, early stopping), if it had
         self._best_states: dict = {}  # epoch -> weights, for runs that write no -best checkpoint (saved=False)
         self.lr_decay = PlateauDecay.from_config(config["lr_decay"])  # None: the learning rate stays as set
 
-    def set_run(self, identity: dict) -> None:
-        """The record of this run (checkpoint.run_identity) that each checkpoint carries."""
+    def set_run(self, identity: dict, process_start: float | None = None) -> None:
+        """The record of this run (checkpoint.run_identity) that each checkpoint carries; ``process_start``:
+        ``time.time()`` when this process began the run, so its wall time includes loading the data."""
         self.run_identity = identity
+        if process_start is not None:
+            self.process_start = process_start
+
+    def wall_seconds_so_far(self) -> float | None:
+        """Wall time of the run over all its processes (each to its last checkpoint, this one to now); None
+        when an earlier process's is unknown."""
+        if self.earlier_wall_seconds is None:
+            return None
+        return self.earlier_wall_seconds + time.time() - self.process_start
 
     def _where(self, epoch: int, batch: int | None = None) -> str:
         where = f"{self.config['model']} on {self.config['dataset']}, epoch {epoch}"
@@ -220,6 +233,7 @@ class CrossDomainTrainer(Trainer):
             "result": self.result.to_json(),
             "history": self.history,
             "seconds": (self.train_seconds, self.eval_seconds, self.budget_used),
+            "wall_seconds": self.wall_seconds_so_far(),
         }
 
     def _write(self, state: dict, path: str) -> None:
@@ -245,6 +259,7 @@ class CrossDomainTrainer(Trainer):
             self.lr_decay.load_state_dict(state["lr_decay"])
         self.result, self.history = RunResult.from_json(state["result"]), state["history"]
         self.train_seconds, self.eval_seconds, self.budget_used = state["seconds"]
+        self.earlier_wall_seconds = state.get("wall_seconds")  # absent in checkpoints written before it was kept
         self.epoch_losses = list(state["losses"])
         self._resumed_random = {"random": state["random"], "data_order": state["data_order"]}
         self._resumed_stop = state["stopped"]
@@ -376,4 +391,5 @@ class CrossDomainTrainer(Trainer):
             "train_seconds": round(self.train_seconds, 2),
             "train_cpu_seconds": round(budget.used, 2) if budget.limit is not None else None,
             "eval_seconds": round(self.eval_seconds, 2),
+            "earlier_wall_seconds": self.earlier_wall_seconds,
         }

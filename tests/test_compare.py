@@ -120,6 +120,29 @@ def test_selection_uses_validation_mean_over_domains(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_row_whose_wall_time_misses_a_resumed_runs_earlier_processes_says_so(tmp_path):
+    """Results that count only their last process's wall time (resumed from a checkpoint that did not record
+    the earlier ones) mark their row's wall seconds as a lower bound and are named below the tables; results
+    files without the key (written before it) are read as complete."""
+    from recbole_ifcdsr.compare import write_outputs
+
+    partial = {("A", 0): True, ("A", 1): False, ("A", 2): None, ("B", 0): False, ("B", 1): True, ("B", 2): True}
+    results = []
+    for (model, seed), flag in partial.items():
+        result = {**fake_result(model, seed, 0.1, 0.1), "domains": {"X": "Food", "Y": "Kitchen"}}
+        if flag is not None:
+            result["wall_seconds_partial"] = flag
+        results.append(result)
+    table = markdown_table(summarise(results), {}, "sampled").splitlines()
+    assert table[2].endswith("| ≥30 |") and table[3].endswith("| ≥30 |")
+    markdown = write_outputs(tmp_path, "fk", "cmd", results, [], None)
+    assert ("≥ Wall seconds undercount: resumed from a checkpoint that did not record the earlier processes' wall "
+            "time, these runs count only their last process: A seed 0; B seeds 1, 2.") in markdown.splitlines()
+    complete = [r for r in results if not r.get("wall_seconds_partial")]
+    assert "≥" not in write_outputs(tmp_path, "fk", "cmd", complete, [], None)
+
+
+@pytest.mark.unit
 def test_runs_a_budget_stopped_are_flagged_in_the_table(tmp_path):
     """The converged tables promise that a run cut by its budget says so: a mark on its epoch count and one
     line naming the runs; early stopping and a fixed epoch count are the run's own schedule, unmarked."""
