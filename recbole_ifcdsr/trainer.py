@@ -7,10 +7,10 @@ checkpoint, or a copy in memory for a run that saves nothing); when training end
 evaluated once per selected epoch, from those weights, with that epoch's negatives. The numbers are
 those of evaluating test at the improving epoch itself, as the sources do, without a test pass at every
 improvement (which cost as much again as validation: most epochs improve). A ``-last``
-checkpoint (model, optimiser, selection state, results so far, random states and data order, and
-the record of its run: see checkpoint.py) is written after every epoch, and ``resume=True``
-continues from it after a crash exactly as the uninterrupted run would have gone on; a run that had
-already stopped (budget, early stopping) trains no more and reports what it had.
+checkpoint (model, optimiser, selection state, results so far, random states and data order, seconds
+spent (training, CPU, evaluation, wall) and the record of its run: see checkpoint.py) is written after
+every epoch, and ``resume=True`` continues from it after a crash exactly as the uninterrupted run would
+have gone on; a run that had already stopped (budget, early stopping) trains no more and reports what it had.
 
 Nothing wrong is reported: training stops at the first non-finite loss or gradient, naming the
 batch, and a run that trained or evaluated nothing, or selected no epoch for a domain, fails.
