@@ -321,7 +321,7 @@ def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str 
         cpu = "-" if runs["train_cpu_seconds"] is None else f"{runs['train_cpu_seconds'][0]:.0f}"
         epochs = ",".join(f"{e}{BUDGET_MARK if budget_stopped(r) else ''}"
                           for e, r in zip(runs["epochs_run"], runs["stop_reasons"]))
-        wall = ("" if not runs.get("wall_partial_seeds") else PARTIAL_WALL_MARK) + f"{runs['wall_seconds'][0]:.0f}"
+        wall = (PARTIAL_WALL_MARK if runs["wall_partial_seeds"] else "") + f"{runs['wall_seconds'][0]:.0f}"
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {runs['train_seconds'][0]:.0f} ({cpu}) | {wall} |")
     if report.anchor_applies(anchor, protocol, split):
         lines.append(report.anchor_row(anchor, columns))
@@ -359,9 +359,13 @@ def budget_stops(summary: dict) -> str:
         runs = entry["_runs"]
         for seed, reason in zip(runs["seeds"], runs["stop_reasons"]):
             if budget_stopped(reason):
-                cut.setdefault((label, reason), []).append(str(seed))
-    return "; ".join(f"{label} seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)} ({reason})"
-                     for (label, reason), seeds in cut.items())
+                cut.setdefault((label, reason), []).append(seed)
+    return "; ".join(f"{named_runs(label, seeds)} ({reason})" for (label, reason), seeds in cut.items())
+
+
+def named_runs(label: str, seeds: list) -> str:
+    """'SASRec seed 1' or 'SASRec seeds 0, 2': the runs a line under the tables names."""
+    return f"{label} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
 
 
 def select_on_validation(summary: dict, protocol: str, metric: str = "MRR") -> tuple[str, float]:
@@ -397,8 +401,8 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
     cut = budget_stops(summary)
     if cut:
         parts += [f"{BUDGET_MARK} Stopped by the training budget before model selection stopped it: {cut}.", ""]
-    partial = "; ".join(f"{label} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
-                        for label, entry in summary.items() if (seeds := entry["_runs"].get("wall_partial_seeds")))
+    partial = "; ".join(named_runs(label, entry["_runs"]["wall_partial_seeds"])
+                        for label, entry in summary.items() if entry["_runs"]["wall_partial_seeds"])
     if partial:
         parts += [f"{PARTIAL_WALL_MARK} Wall seconds undercount: resumed from a checkpoint that did not record the "
                   f"earlier processes' wall time, these runs count only their last process: {partial}.", ""]

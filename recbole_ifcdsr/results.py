@@ -128,7 +128,7 @@ def results_json(config, run: dict, wall_seconds: float) -> dict:
     for the requested protocols (:meth:`RunResult.to_json`). ``wall_seconds``: this process's; a resumed
     run adds its earlier processes' (``run['earlier_wall_seconds']``), and when those are unknown (resumed
     from an older checkpoint) says so with ``wall_seconds_partial``, as the number then undercounts."""
-    earlier = run.get("earlier_wall_seconds", 0.0)
+    earlier = run["earlier_wall_seconds"]
     protocol = config["protocol"]
     protocols = list(PROTOCOLS) if protocol == "both" else [protocol]
     numbers = run["result"].to_json(protocols)
