@@ -30,9 +30,10 @@ anything else is a bug and shows its traceback.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 PROG = "python -m recbole_ifcdsr"
 
@@ -88,6 +89,16 @@ def config_options(extra: list[str]) -> list[str]:
 def _usage_error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser with the usage errors of the exit policy above: one ``error: ...`` line, status 2.
+
+    argparse's own prints its usage block first and prefixes the program, so a script reading stderr's
+    last line got the message but a person got three lines; the line here names the ``--help`` to read."""
+
+    def error(self, message: str) -> NoReturn:
+        _usage_error(f"{message} (see {self.prog} --help)")
 
 
 def main(argv: list[str] | None = None) -> int:

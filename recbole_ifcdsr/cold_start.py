@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from recbole_ifcdsr import io
+from recbole_ifcdsr.cli import CommandParser
 
 METRICS = ["HR@10", "NDCG@10", "MRR"]
 
@@ -137,8 +138,8 @@ def run_options(extra: list[str]) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: a run's --seed must not be read as a prefix of --seeds
-    parser = argparse.ArgumentParser(prog="python -m recbole_ifcdsr.cold_start", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser = CommandParser(prog="python -m recbole_ifcdsr.cold_start", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--out", default="results/cold_start")
     parser.add_argument("--models", default="Pop,SASRec,IFCDSR,LLMEMF")
     parser.add_argument("--seeds", type=int, default=3)

@@ -42,7 +42,7 @@ import numpy as np
 
 from recbole_ifcdsr import io, report
 from recbole_ifcdsr.cell_lock import CellBusy, hold_cell
-from recbole_ifcdsr.cli import PROG, config_options
+from recbole_ifcdsr.cli import PROG, CommandParser, config_options
 from recbole_ifcdsr.constants import DOMAINS, SPLITS, budget_stopped
 from recbole_ifcdsr.errors import ConfigError, run_cli
 from recbole_ifcdsr.paths import default_properties
@@ -445,8 +445,8 @@ def write_no_results(out_dir: Path, dataset: str, command: str, failed: list[str
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{PROG} compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog=f"{PROG} compare", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--models", default="Pop,GRU4Rec,SASRec,SRGNN",
                         help="comma-separated [label=]Model[:key=value...] entries")

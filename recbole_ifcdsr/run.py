@@ -14,13 +14,13 @@ import argparse
 import sys
 
 import recbole_ifcdsr  # noqa: F401  (applies the compat patches first)
-from recbole_ifcdsr.cli import PROG, config_options
+from recbole_ifcdsr.cli import PROG, CommandParser, config_options
 from recbole_ifcdsr.errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{PROG} run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog=f"{PROG} run", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", "-m", default="SASRec", help="ours (Pop, IFCDSR, LLMEMF) or a RecBole sequential model")
     parser.add_argument("--dataset", "-d", default="fk_abxi", help="a dataset with properties/dataset/<name>.yaml")
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files")

@@ -73,6 +73,32 @@ def test_top_level_help_lists_the_commands_and_bad_commands_exit_2(capsys):
     assert capsys.readouterr().err.startswith(f"error: unknown command 'train'; valid commands: {', '.join(cli.COMMANDS)}")
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--model"], "argument --model/-m: expected one argument (see python -m recbole_ifcdsr run --help)"),
+    (["compare", "--dataset=fk_abxi", "--seeds=0"],
+     "argument --seeds: 0: at least 1 (see python -m recbole_ifcdsr compare --help)"),
+    (["compare", "--dataset=fk_abxi", "--models=,"], "--models: no model given (see python -m recbole_ifcdsr compare --help)"),
+    (["features", "extract", "--dataset=x"],
+     "the following arguments are required: --feature (see python -m recbole_ifcdsr features extract --help)"),
+    (["enrich", "--dataset=x", "--backend=local", "--limit=0"],
+     "--limit must be at least 1 (see python -m recbole_ifcdsr enrich --help)"),
+    (["convert", "abxi", "--src=x"],
+     "the following arguments are required: --name (see python -m recbole_ifcdsr convert abxi --help)"),
+    (["convert", "check"],
+     "check needs exactly one of --dataset NAME or --src DIR (see python -m recbole_ifcdsr convert --help)"),
+    (["recommend", "--checkpoint=x", "--domain=X", "--history=a", "--k=abc"],
+     "argument --k: invalid int value: 'abc' (see python -m recbole_ifcdsr recommend --help)"),
+])
+@pytest.mark.unit
+def test_a_usage_error_is_one_error_line_naming_the_help(argv, message, capsys):
+    """The exit policy's one ``error: ...`` line on stderr, status 2, for argparse's own checks and the
+    commands' ``parser.error`` alike (argparse printed its usage block and the program name first)."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    captured = capsys.readouterr()
+    assert info.value.code == 2 and captured.err == f"error: {message}\n" and captured.out == ""
+
+
 @pytest.mark.parametrize("command", list(cli.COMMANDS))
 @pytest.mark.integration
 def test_help_of_every_command(command, capsys):

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from recbole_ifcdsr.cli import PROG
+from recbole_ifcdsr.cli import PROG, CommandParser
 from recbole_ifcdsr.errors import run_cli
 from recbole_ifcdsr.paths import default_data_path, user_properties_dir
 
@@ -147,8 +147,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{PROG} convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog=f"{PROG} convert", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="subcommand", required=True, metavar="<subcommand>")
     from recbole_ifcdsr.data.converters.formats import add_format_subcommands
 

@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from recbole_ifcdsr.cli import PROG
+from recbole_ifcdsr.cli import PROG, CommandParser
 from recbole_ifcdsr.enrich.backends import BACKENDS, LocalBackend, OpenAIBackend, smollm2_gguf
 from recbole_ifcdsr.enrich.cache import EnrichCache, cache_path
 from recbole_ifcdsr.enrich.export import export_path, export_tsv
@@ -31,8 +31,8 @@ from recbole_ifcdsr.paths import default_data_path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{PROG} enrich", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog=f"{PROG} enrich", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--backend", required=True, choices=BACKENDS)
     parser.add_argument("--data_path", default=str(default_data_path()), help="folder holding <dataset>/ (default: ./dataset)")

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from recbole_ifcdsr.cli import PROG
+from recbole_ifcdsr.cli import PROG, CommandParser
 from recbole_ifcdsr.errors import run_cli
 from recbole_ifcdsr.paths import default_data_path
 from recbole_ifcdsr.yamlfile import read_yaml
@@ -33,8 +33,8 @@ def _spec_from(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{PROG} features", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog=f"{PROG} features", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{extract,export_item,import_item}")
     ex = sub.add_parser("extract", help="encode item images or texts into the feature store")
     ex.add_argument("--dataset", required=True)

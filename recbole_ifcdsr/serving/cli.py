@@ -14,14 +14,15 @@ import argparse
 import json
 
 from recbole_ifcdsr import io
+from recbole_ifcdsr.cli import CommandParser
 from recbole_ifcdsr.data.dataset import DOMAINS
 from recbole_ifcdsr.errors import DataError, run_cli
 from recbole_ifcdsr.serving.recommender import Recommender, RecommendError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m recbole_ifcdsr recommend", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog="python -m recbole_ifcdsr recommend", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="model file written by run (<stem>-model.pth)")
     parser.add_argument("--domain", required=True, help="X, Y or the domain's name")
     parser.add_argument("--k", type=int, default=10)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from recbole_ifcdsr import io
+from recbole_ifcdsr.cli import CommandParser
 from recbole_ifcdsr.errors import run_cli
 from recbole_ifcdsr.paths import PROPERTIES_DIR, default_data_path, user_properties_dir
 
@@ -183,8 +184,8 @@ def convert_folder(fmt: str, src: Path, name: str, domains: Optional[str] = None
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m recbole_ifcdsr convert",
-                                     description="Convert a folder in a known CDSR release format, or check a dataset.")
+    parser = CommandParser(prog="python -m recbole_ifcdsr convert",
+                           description="Convert a folder in a known CDSR release format, or check a dataset.")
     add_format_subcommands(parser.add_subparsers(dest="command", required=True))
     return parser
 
