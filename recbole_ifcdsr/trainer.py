@@ -8,7 +8,7 @@ evaluated once per selected epoch, from those weights, with that epoch's negativ
 those of evaluating test at the improving epoch itself, as the sources do, without a test pass at every
 improvement (which cost as much again as validation: most epochs improve). A ``-last``
 checkpoint (model, optimiser, selection state, results so far, random states and data order, seconds
-spent (training, CPU, evaluation, wall) and the record of its run: see checkpoint.py) is written after
+spent (training, budget, evaluation, wall) and the record of its run: see checkpoint.py) is written after
 every epoch, and ``resume=True`` continues from it after a crash exactly as the uninterrupted run would
 have gone on; a run that had already stopped (budget, early stopping) trains no more and reports what it had.
 
@@ -60,6 +60,7 @@ class TrainingBudget:
 
     def __init__(self, minutes: float | None, cpu: bool):
         self.limit = None if minutes is None else float(minutes) * 60.0
+        self.cpu = cpu
         self.clock = time.process_time if cpu else time.time
         self.used = 0.0
 
@@ -67,7 +68,7 @@ class TrainingBudget:
         return self.limit is not None and self.used + extra >= self.limit
 
     def describe(self) -> str:
-        return f"{self.limit / 60:g} {'CPU' if self.clock is time.process_time else 'wall'}{BUDGET_STOP_SUFFIX}"
+        return f"{self.limit / 60:g} {'CPU' if self.cpu else 'wall'}{BUDGET_STOP_SUFFIX}"
 
 
 def why_training_stops(selection_stopped: bool, out_of_time: bool, budget: TrainingBudget) -> str | None:
@@ -389,7 +390,9 @@ class CrossDomainTrainer(Trainer):
             "epochs_run": (self.history[-1]["epoch"] + 1) if self.history else 0,
             "stop_reason": stop_reason,
             "train_seconds": round(self.train_seconds, 2),
-            "train_cpu_seconds": round(budget.used, 2) if budget.limit is not None else None,
+            # the budget's own count, which is CPU time only under max_train_cpu_minutes (a wall budget's
+            # seconds are train_seconds'); before, a wall budget's seconds were reported as CPU seconds
+            "train_cpu_seconds": round(budget.used, 2) if budget.limit is not None and budget.cpu else None,
             "eval_seconds": round(self.eval_seconds, 2),
             "earlier_wall_seconds": self.earlier_wall_seconds,
         }

@@ -224,6 +224,7 @@ def test_resuming_a_stopped_run_trains_no_more(abxi_small_dir, tmp_path, monkeyp
     run = settings(abxi_small_dir, tmp_path / "saved", epochs=2, max_train_cpu_minutes=0)
     stopped = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
     assert (stopped["epochs_run"], stopped["stop_reason"]) == (1, "0 CPU-minute budget")
+    assert isinstance(stopped["train_cpu_seconds"], float)
     before = compat.load_checkpoint(last_file(tmp_path / "saved"))
     resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
     keep = ("stop_reason", "train_cpu_seconds")  # restored from the checkpoint, not measured again
@@ -233,6 +234,18 @@ def test_resuming_a_stopped_run_trains_no_more(abxi_small_dir, tmp_path, monkeyp
     after = compat.load_checkpoint(last_file(tmp_path / "saved"))
     assert after["losses"] == before["losses"] and len(after["losses"]) == 1
     assert all(torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())
+
+
+@pytest.mark.integration
+def test_a_wall_clock_budget_reports_no_cpu_seconds(abxi_small_dir, tmp_path, monkeypatch):
+    """``train_cpu_seconds`` is CPU time, which only ``max_train_cpu_minutes`` counts; a wall-clock budget's
+    seconds are ``train_seconds`` (before, they were also reported as CPU seconds, under compare's
+    'train s (CPU)')."""
+    monkeypatch.chdir(tmp_path)
+    run = settings(abxi_small_dir, tmp_path / "saved", epochs=2, max_train_minutes=0)
+    wall = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    assert (wall["epochs_run"], wall["stop_reason"], wall["train_cpu_seconds"]) == (1, "0 wall-minute budget", None)
+    assert wall["train_seconds"] > 0
 
 
 PER_DOMAIN = {"cdsr_selection": {"mode": "per_domain", "metric": "MRR", "improve": "gt", "warmup_epochs": 0,
