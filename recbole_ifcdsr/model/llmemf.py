@@ -6,7 +6,7 @@ Reference: Wangyu Wu, Zhenhong Chen, Xianglin Qiu, Siqi Song, Xiaowei Huang, Fei
 Everything of IFCDSR (sub-sequences, encoders, cosine scores, loss types, loss and score weights, the
 missing-feature rule) is inherited; this class adds one frozen table, ``txt``: text embeddings of each
 item's title, or of the title as an LLM enriched it (``python -m recbole_ifcdsr.enrich``), from the
-feature store ``<data_path>/<dataset>.<text_feature>.npz``, with its own encoder per sub-sequence.
+feature store ``<data_path>/<dataset>/<dataset>.<text_feature>.npz``, with its own encoder per sub-sequence.
 Per branch ``P = w_id * P_id + w_img * P_img + w_txt * P_txt``.
 
 Where the paper is silent (its fusion weights are not public), what this file does:
