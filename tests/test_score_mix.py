@@ -42,7 +42,7 @@ def test_bad_input_is_one_clear_error(abxi_small_dir, tmp_path, capsys):
     train(abxi_small_dir, tmp_path / "multi")
     with pytest.raises(SystemExit):
         score_mix().main(["--checkpoint", str(tmp_path / "multi" / "IFCDSR-fk_abxi-seed3-best_X.pth"),
-                          "--data-path", str(abxi_small_dir), "--mixes", "1,0.1"])
+                          "--data_path", str(abxi_small_dir), "--mixes", "1,0.1"])
     assert "each mix is three numbers: w_own,w_other,w_merged" in capsys.readouterr().err
     train(abxi_small_dir, tmp_path / "single", multiple_attention=False, epochs=1)
     with pytest.raises(SystemExit):

@@ -5,7 +5,7 @@ trains with the same weights. Rescoring a trained checkpoint with other weights 
 pass per mix, so it shows cheaply whether the weights matter before any training run is spent on them.
 Validation only: this tool never reads the test split, so nothing it prints can choose on test.
 
-    .venv/bin/python tools/score_mix.py --checkpoint <run>-best_X.pth [--data-path dataset] \
+    .venv/bin/python tools/score_mix.py --checkpoint <run>-best_X.pth [--data_path dataset] \
         --mixes 1,0.1,0.4 0,0,1 1,0.1,4
 
 Each mix is ``w_own,w_other,w_merged``; ``1,<lambda1>,<lambda2>`` is the model's own scoring. The
@@ -52,7 +52,8 @@ def mixed_scores(model, w_own: float, w_other: float, w_merged: float):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--data-path", default="dataset", help="folder holding the dataset folders")
+    parser.add_argument("--data_path", "--data-path", default="dataset",
+                        help="folder holding the dataset folders (the plug-in's option style; --data-path kept)")
     parser.add_argument("--mixes", nargs="+", required=True, help="w_own,w_other,w_merged ...")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
