@@ -59,20 +59,42 @@ def test_unknown_metric_is_a_clear_error():
         check_metric_names(["MRR", "Recall@10"])
 
 
-def reference_ranks(target, others, valid, tolerance):
+@pytest.mark.parametrize("name", ["NDCG@0", "HR@0", "HR@00"])
+def test_a_cut_off_of_zero_is_an_unknown_metric(name):
+    """k must be positive: before, NDCG@0 and HR@0 were accepted and reported a column of zeros."""
+    with pytest.raises(ValueError, match=f"Unknown metric '{name}'.*k a positive integer"):
+        check_metric_names(["MRR", name])
+
+
+def test_a_relative_margin_ties_probabilities_only_within_a_ratio():
+    """C2DSR's 1e-5 margin is on logits; on probabilities of about 1/29,000 (IFCDSR's scores) an added 1e-5
+    ties most competitors with the target, while the log-scale margin (a ratio of e^1e-5) ties none here."""
+    target = torch.tensor([3e-5])
+    others = torch.tensor([[3.5e-5, 2e-5, 1e-5, 4.5e-5]])
+    assert ranks_against(target, others).tolist() == [3.0]
+    assert ranks_against(target, others, tolerance=1e-5).tolist() == [2.0]  # 3.5e-5 counted as a tie
+    assert ranks_against(target, others, tolerance=1e-5, relative=True).tolist() == [3.0]
+    scaled = ranks_against(target * 2.0 ** -20, others * 2.0 ** -20, tolerance=1e-5, relative=True)
+    assert scaled.tolist() == [3.0]  # the same at any scale (a power of two scales floats exactly)
+    assert ranks_against(target * 2.0 ** -20, others * 2.0 ** -20, tolerance=1e-5).tolist() == [5.0]  # all tied: the guard
+
+
+def reference_ranks(target, others, valid, tolerance, relative=False):
     """ranks_against's definition, one case and one competitor at a time."""
     out = []
     for i in range(len(target)):
         counted = [float(o) for j, o in enumerate(others[i]) if valid is None or bool(valid[i, j])]
-        higher = sum(o > float(target[i]) + tolerance for o in counted)
-        tied = sum(abs(o - float(target[i])) <= tolerance for o in counted)
+        t = float(target[i])
+        bound, within = (t * math.exp(tolerance), t * (math.exp(tolerance) - 1)) if relative else (t + tolerance, tolerance)
+        higher = sum(o > bound for o in counted)
+        tied = sum(abs(o - t) <= within for o in counted)
         out.append(float(1 + len(counted)) if tied == len(counted) else float(1 + higher))
     return out
 
 
-@pytest.mark.parametrize("tolerance", [0.0, 0.05])
+@pytest.mark.parametrize("tolerance, relative", [(0.0, False), (0.05, False), (0.0, True), (0.3, True)])
 @pytest.mark.parametrize("masked", [False, True])
-def test_ranks_equal_their_definition_case_by_case(tolerance, masked):
+def test_ranks_equal_their_definition_case_by_case(tolerance, relative, masked):
     # scores on a coarse grid, so that ties, near-ties within the tolerance and constant rows are common
     generator = torch.Generator().manual_seed(7)
     others = torch.randint(0, 6, (300, 40), generator=generator).float() / 10
@@ -80,9 +102,9 @@ def test_ranks_equal_their_definition_case_by_case(tolerance, masked):
     target = torch.randint(0, 6, (300,), generator=generator).float() / 10
     target[:10] = 0.3
     valid = torch.rand(300, 40, generator=generator) > 0.3 if masked else None
-    got = ranks_against(target, others, valid, tolerance)
+    got = ranks_against(target, others, valid, tolerance, relative=relative)
     assert got.dtype == torch.float64
-    assert got.tolist() == reference_ranks(target, others, valid, tolerance)
+    assert got.tolist() == reference_ranks(target, others, valid, tolerance, relative)
     if valid is None:  # rows 0-9 tie the target everywhere: the worst rank, not rank 1
         assert got[:10].tolist() == [41.0] * 10
 

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from recbole_ifcdsr.config import Config, model_yaml_files
-from recbole_ifcdsr.model.abstract import training_view
+from recbole_ifcdsr.model.abstract import score_scale, training_view
 from recbole_ifcdsr.model.ifcdsr import IFCDSR
 from recbole_ifcdsr.model.llmemf import LLMEMF
 from recbole_ifcdsr.paths import PROPERTIES_DIR
@@ -48,6 +48,18 @@ def test_each_model_declares_its_training_view(abxi):
     whole = build_train_data(config, data, IFCDSR)
     prefixes = build_train_data(config, data, get_model("SASRec"))
     assert len(whole.dataset) == 7144 and len(prefixes.dataset) == 152116  # fk_abxi: sequences vs prefixes
+
+
+def test_each_model_declares_the_scale_of_its_scores():
+    """The protocols put a recipe's tie margin on the log scale of probability scores (IFCDSR's eq. (9))."""
+    assert score_scale(IFCDSR) == score_scale(LLMEMF) == "probability"
+    assert score_scale(get_model("Pop")) == score_scale(get_model("SASRec")) == score_scale(get_model("SRGNN")) == "logit"
+
+    class Odd:
+        cdsr_score_scale = "rank"
+
+    with pytest.raises(ValueError, match="Odd.cdsr_score_scale 'rank' unknown; valid: logit, probability"):
+        score_scale(Odd)
 
 
 def test_compare_reuses_no_llmemf_cell_after_ifcdsr_yaml_changes():

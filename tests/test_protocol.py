@@ -108,6 +108,43 @@ def test_constant_model_does_not_get_rank_one(llmcdsr):
         assert result["full"][domain]["HR@10"] == 0.0
 
 
+class ScaledPop(Pop):
+    """Pop's scores times a power of two (exact in floating point), declared as probabilities like IFCDSR's."""
+
+    cdsr_score_scale = "probability"
+    scale = 1.0
+
+    def full_sort_predict(self, interaction):
+        return super().full_sort_predict(interaction) * self.scale
+
+
+def test_a_tie_margin_on_probability_scores_does_not_depend_on_their_scale():
+    """C2DSR's 1e-5 margin (food_kitchen, movie_book, every `convert amazon` dataset) is on the log scale
+    for a model whose scores are probabilities: scores 2^-20 as large rank the same. Before, 1e-5 was added
+    to IFCDSR's probabilities (about 1/n_items each), which tied most negatives with the target and
+    inflated its numbers against the baselines' logits; the undeclared model below still shows it."""
+    config, data = load("SASRec", "fk_llmcdsr", cdsr_tie_tolerance=1e-5)
+    evaluator = ProtocolEvaluator(data, config)
+
+    def evaluate(model_class, scale):
+        model = model_class(config, data)
+        model.scale = scale
+        return evaluator.evaluate(model, "test")
+
+    assert evaluate(ScaledPop, 2.0 ** -20) == evaluate(ScaledPop, 1.0)
+    undeclared = type("LogitScaledPop", (ScaledPop,), {"cdsr_score_scale": "logit"})
+    inflated, plain = evaluate(undeclared, 2.0 ** -20), evaluate(undeclared, 1.0)
+    for protocol in ("sampled", "full"):
+        for domain in ("X", "Y"):
+            assert inflated[protocol][domain]["MRR"] > plain[protocol][domain]["MRR"]
+
+
+def test_negatives_with_replacement_cannot_exclude_the_sequence(llmcdsr):
+    _, data = llmcdsr
+    with pytest.raises(ValueError, match="exclude sequence needs replacement False"):
+        NegativeSampler(data, {"num": 999, "replacement": True, "exclude": "sequence"})
+
+
 def test_full_protocol_ranks_within_the_target_domain(abxi):
     config, data = abxi
     evaluator = ProtocolEvaluator(data, config)

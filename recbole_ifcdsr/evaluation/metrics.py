@@ -6,6 +6,7 @@ rank its target first and give perfect metrics.
 """
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from recbole_ifcdsr.errors import ConfigError, EmptyRunError, NonFiniteError
 
-_METRIC = re.compile(r"^(MRR|NDCG@(\d+)|HR@(\d+))$")
+_METRIC = re.compile(r"^(MRR|NDCG@([1-9]\d*)|HR@([1-9]\d*))$")
 
 
 def check_metric_names(names: list[str]) -> None:
@@ -45,12 +46,14 @@ def count_true(flags: torch.Tensor) -> torch.Tensor:
 
 
 def ranks_against(target_scores: torch.Tensor, other_scores: torch.Tensor, valid: torch.Tensor | None = None,
-                  tolerance: float = 0.0, checked: bool = False) -> torch.Tensor:
+                  tolerance: float = 0.0, checked: bool = False, relative: bool = False) -> torch.Tensor:
     """1-based rank of each row's target among ``other_scores`` (shape [B, N]).
 
     rank = 1 + #(other > target + tolerance): ties (within ``tolerance``) go to the target, as ABXI
-    and C2DSR rank. ``valid`` masks which columns count (e.g. only the target's domain, never the
-    target itself). Guard: a case whose counted scores are all equal to the target's (a constant
+    and C2DSR rank. ``relative``: the scores are probabilities and the margin is on their log scale,
+    rank = 1 + #(other > target * e^tolerance) (C2DSR's margin is on logits; a softmax probability's log
+    is its logit plus a constant); with tolerance 0 both are the strict comparison. ``valid`` masks
+    which columns count (e.g. only the target's domain, never the target itself). Guard: a case whose counted scores are all equal to the target's (a constant
     model) gets the worst rank, 1 + #counted, instead of rank 1. A non-finite target or counted
     score raises :class:`NonFiniteError` (uncounted columns may hold anything, e.g. -inf padding);
     ``checked``: the caller has already ruled that out for these very scores.
@@ -61,13 +64,19 @@ def ranks_against(target_scores: torch.Tensor, other_scores: torch.Tensor, valid
             first = int(bad.nonzero()[0, 0])
             raise NonFiniteError(f"non-finite scores in {int(bad.sum())} of {len(bad)} cases (first: row {first}, "
                                  f"target score {float(target_scores[first])}); a rank against NaN or inf means nothing")
-    higher = other_scores > target_scores.unsqueeze(1) + tolerance
+    if relative:
+        bound = target_scores.unsqueeze(1) * math.exp(tolerance)
+        margin = target_scores * (math.exp(tolerance) - 1.0)  # [B]: how far a tie may lie
+    else:
+        bound, margin = target_scores.unsqueeze(1) + tolerance, None
+    higher = other_scores > bound
     if valid is not None:
         higher &= valid
     rank = 1 + count_true(higher)
     top = (rank == 1).nonzero().squeeze(1)  # the guard can only apply where no score is higher
     if top.numel():
-        tied = (other_scores[top] - target_scores[top].unsqueeze(1)).abs() <= tolerance
+        within = tolerance if margin is None else margin[top].unsqueeze(1)
+        tied = (other_scores[top] - target_scores[top].unsqueeze(1)).abs() <= within
         if valid is None:
             n_counted = torch.full_like(top, other_scores.shape[1], dtype=torch.int32)
         else:

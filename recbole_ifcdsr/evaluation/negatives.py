@@ -38,6 +38,9 @@ class NegativeSampler:
         ):
             if value not in valid:
                 raise ConfigError(f"cdsr_negatives.{key} '{value}' unknown; valid: {', '.join(valid)}")
+        if self.replacement and self.exclude == "sequence":  # the draw with replacement skips only the target
+            raise ConfigError("cdsr_negatives: exclude sequence needs replacement False (a draw with replacement "
+                              "excludes only the target)")
         if self.rng_kind == "legacy" and (self.replacement or self.exclude != "target" or self.redraw != "once"):
             raise ConfigError("cdsr_negatives.rng legacy reproduces LLMCDSR only: replacement False, exclude target, redraw once")
         self._fixed: dict[str, np.ndarray] = {}

@@ -22,6 +22,7 @@ from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
 from recbole_ifcdsr.errors import ConfigError, NonFiniteError
 from recbole_ifcdsr.evaluation.metrics import check_metric_names, metrics_from_ranks, nonfinite_cases, ranks_against
 from recbole_ifcdsr.evaluation.negatives import NegativeSampler
+from recbole_ifcdsr.model.abstract import score_scale
 
 ALL_PROTOCOLS = PROTOCOLS  # the name this module always exported
 
@@ -76,6 +77,7 @@ class ProtocolEvaluator:
         device = next(iter(model.buffers()), next(iter(model.parameters()), torch.empty(0))).device
         inputs = self._split_inputs(split)
         sampled, full = "sampled" in protocols, "full" in protocols
+        relative = score_scale(type(model)) == "probability"  # the tie margin on the log scale (abstract.py)
         negatives = torch.from_numpy(self.sampler.negatives(split, pass_index)) if sampled else None
         n = len(inputs["target"])
         ranks = {p: torch.empty(n, dtype=torch.float64) for p in ALL_PROTOCOLS if p in protocols}
@@ -100,10 +102,12 @@ class ProtocolEvaluator:
             in_domain = mask[inputs["domain"][sl].to(device)] if full else None
             self._check_finite(model, split, pass_index, sl, target_score, scores, neg_scores, in_domain)
             if sampled:
-                ranks["sampled"][sl] = ranks_against(target_score, neg_scores, None, self.tolerance, checked=True).cpu()
+                ranks["sampled"][sl] = ranks_against(target_score, neg_scores, None, self.tolerance, checked=True,
+                                                     relative=relative).cpu()
             if full:
                 in_domain[torch.arange(len(target), device=device), target] = False
-                ranks["full"][sl] = ranks_against(target_score, scores, in_domain, self.tolerance, checked=True).cpu()
+                ranks["full"][sl] = ranks_against(target_score, scores, in_domain, self.tolerance, checked=True,
+                                                  relative=relative).cpu()
         domains = inputs["domain"].numpy()
         self.last_ranks[split] = {p: r.numpy() for p, r in ranks.items()}
         return {

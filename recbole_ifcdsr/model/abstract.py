@@ -5,6 +5,11 @@ Each model declares the training view it needs in ``cdsr_training``, which quick
 ``'sequence'`` (ours: whole sequences, the loss taken at every position with causal attention),
 ``'prefix'`` (RecBole's one-instance-per-prefix view; what a model without the attribute gets, e.g.
 RecBole's own) or ``'none'`` (nothing to train, e.g. Pop).
+
+It also declares the scale of its scores in ``cdsr_score_scale``, which the protocols read: ``'logit'``
+(what a model without the attribute gets: RecBole's logits, Pop's counts) or ``'probability'`` (IFCDSR's
+fused softmax probabilities). A recipe's tie margin (C2DSR's 1e-5, set on logits) then applies on the log
+scale: ``1e-5`` added to a probability of about 1/29,000 would tie most of a catalogue with the target.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from recbole.utils import InputType, ModelType
 
 X, Y = 0, 1
 TRAINING_VIEWS = ("sequence", "prefix", "none")
+SCORE_SCALES = ("logit", "probability")
 
 
 def training_view(model_class: type) -> str:
@@ -22,6 +28,14 @@ def training_view(model_class: type) -> str:
     if view not in TRAINING_VIEWS:
         raise ValueError(f"{model_class.__name__}.cdsr_training '{view}' unknown; valid: {', '.join(TRAINING_VIEWS)}")
     return view
+
+
+def score_scale(model_class: type) -> str:
+    """The scale of the scores a model class declares (``cdsr_score_scale``); RecBole's models get ``'logit'``."""
+    scale = getattr(model_class, "cdsr_score_scale", "logit")
+    if scale not in SCORE_SCALES:
+        raise ValueError(f"{model_class.__name__}.cdsr_score_scale '{scale}' unknown; valid: {', '.join(SCORE_SCALES)}")
+    return scale
 
 
 class CrossDomainSequentialRecommender(SequentialRecommender):

@@ -75,6 +75,7 @@ class IFCDSR(CrossDomainSequentialRecommender):
     # <prefix>_fusion). A subclass declares only its own; each class's tables are built and initialised
     # after its parent's, so a seed gives the parent's part the same weights in both models.
     frozen_tables = {"img": "image"}
+    cdsr_score_scale = "probability"  # full_sort_predict returns eq. (9)'s fused probabilities, not logits
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
