@@ -95,6 +95,19 @@ def parse_model_spec(spec: str) -> tuple[str, str, list[str]]:
     return label or spec, model, overrides
 
 
+def shared_cell_files(labels: list[str]) -> str | None:
+    """Why two rows would share cell files (None when none do): a cell's files are named by its label's
+    stem, so two such rows would overwrite each other's results and both read the last one."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        stem = file_stem(label)
+        if stem in seen:
+            return (f"'{seen[stem]}' and '{label}' would share the cell files {stem}-seed<k>.json; give each entry "
+                    f"its own label: LABEL=MODEL:key=value")
+        seen[stem] = label
+    return None
+
+
 def file_stem(label: str) -> str:
     """A row label as a safe file-name stem."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_")
@@ -493,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--models: {error}")
     if not specs:
         parser.error("--models: no model given")
+    shared = shared_cell_files([label for label, _, _ in specs])
+    if shared:
+        parser.error(f"--models: {shared}")
     missing = [f for f in config_files if not Path(f).is_file()]
     if missing:
         parser.error(f"--config_files: {missing[0]} not found")
@@ -519,8 +535,11 @@ def run_grid(args: argparse.Namespace, specs: list, config_files: list[str], ove
         outcomes = list(pool.map(run, cells))
     results, failed = [], []
     for (request, _), (ok, how) in zip(cells, outcomes):
+        stored = json.loads(cell_path(out_dir, request, ".json").read_text()) if ok else None
+        if ok and stored.get("cell_request") != request:  # another compare on this --out replaced it meanwhile
+            ok, how = False, "its results file now holds another request's run (another compare on this --out?)"
         if ok:
-            results.append(json.loads(cell_path(out_dir, request, ".json").read_text()))
+            results.append(stored)
         else:
             failed.append(f"{row_label(request)} seed {request['seed']}: {how}")
     if not results:

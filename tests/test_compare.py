@@ -177,6 +177,7 @@ def test_a_run_the_selection_stopped_in_an_epoch_the_budget_cut_says_both_and_is
     both = why_training_stops(True, True, budget)
     assert both == "early stopping (last epoch cut short by the 120 CPU-minute budget)" and not budget_stopped(both)
     assert why_training_stops(True, False, budget) == "early stopping"
+    assert why_training_stops(True, True, budget, cut=False) == "early stopping"  # spent on the epoch's last batch
     assert why_training_stops(False, True, budget) == "120 CPU-minute budget" and budget_stopped(why_training_stops(False, True, budget))
     assert why_training_stops(False, False, budget) is None
 
@@ -300,6 +301,11 @@ def test_result_problem_names_what_is_missing():
     (["--models=Pop", "--seeds=0"], "argument --seeds: 0: at least 1"),
     (["--models=Pop", "--seeds=two"], "argument --seeds: 'two' is not an integer"),
     (["--models=Pop", "--config_files=nowhere.yaml"], "--config_files: nowhere.yaml not found"),
+    # two rows whose cell files would be the same: each overwrote the other and both read the last one
+    (["--models=IFCDSR-multi=IFCDSR:lambda2=4.0,IFCDSR-multi=IFCDSR:lambda2=2.0"],
+     "--models: 'IFCDSR-multi' and 'IFCDSR-multi' would share the cell files IFCDSR-multi-seed<k>.json; give each "
+     "entry its own label: LABEL=MODEL:key=value"),
+    (["--models=A b=Pop,A_b=Pop"], "--models: 'A b' and 'A_b' would share the cell files A_b-seed<k>.json"),
 ])
 @pytest.mark.unit
 def test_names_and_seeds_are_checked_before_any_cell_starts(tmp_path, capsys, argv, message):
@@ -333,6 +339,33 @@ def test_a_stored_cell_without_results_is_run_again(abxi_small_dir, tmp_path, ca
     printed = capsys.readouterr().out
     assert "Pop seed 0: ran (stored results were incomplete: no sampled valid results for domain X)" in printed
     assert "| Pop |" in (out / "summary.md").read_text()
+
+
+@pytest.mark.e2e
+def test_a_cell_whose_file_another_request_replaced_is_not_read_into_the_table(abxi_small_dir, tmp_path, capsys,
+                                                                              monkeypatch):
+    """Another compare on the same --out may replace a finished cell's file before this one reads it back
+    (deterministic here: the real run_cell, then the replacement another process would write)."""
+    from recbole_ifcdsr import compare
+
+    out = tmp_path / "grid"
+    argv = GRID + [f"--out={out}", f"--data_path={abxi_small_dir}", f"--checkpoint_dir={tmp_path / 'saved'}"]
+    real_run_cell = compare.run_cell
+
+    def run_then_replaced(request, out_dir, *args, **kwargs):
+        outcome = real_run_cell(request, out_dir, *args, **kwargs)
+        path = compare.cell_path(out_dir, request, ".json")
+        other = json.loads(path.read_text())
+        other["cell_request"] = {**request, "overrides": request["overrides"] + ["--epochs=7"]}
+        path.write_text(json.dumps(other))
+        return outcome
+
+    monkeypatch.setattr(compare, "run_cell", run_then_replaced)
+    assert compare.main(argv) == 1
+    captured = capsys.readouterr()
+    assert "Pop seed 0: its results file now holds another request's run (another compare on this --out?)" \
+        in captured.err
+    assert not (out / "summary.csv").exists()
 
 
 @pytest.mark.e2e
