@@ -71,12 +71,16 @@ class TrainingBudget:
         return f"{self.limit / 60:g} {'CPU' if self.cpu else 'wall'}{BUDGET_STOP_SUFFIX}"
 
 
-def why_training_stops(selection_stopped: bool, out_of_time: bool, budget: TrainingBudget) -> str | None:
-    """Why training ends after this epoch, or None. When the selection's patience runs out at the validation
-    of an epoch the budget cut short, the selection ended the run (no budget mark in compare's tables), and
-    the reason still says the last epoch was cut, so the results file does not hide it."""
+def why_training_stops(selection_stopped: bool, out_of_time: bool, budget: TrainingBudget,
+                       cut: bool = True) -> str | None:
+    """Why training ends after this epoch, or None. ``out_of_time``: the budget ends training here (it ran
+    out before the epochs did); ``cut``: this epoch stopped before its last batch. When the selection's
+    patience runs out at the validation of an epoch the budget cut short, the selection ended the run (no
+    budget mark in compare's tables), and the reason still says the last epoch was cut, so the results file
+    does not hide it."""
     if selection_stopped:
-        return f"early stopping (last epoch cut short by the {budget.describe()})" if out_of_time else "early stopping"
+        return f"early stopping (last epoch cut short by the {budget.describe()})" if out_of_time and cut \
+            else "early stopping"
     return budget.describe() if out_of_time else None
 
 
@@ -85,12 +89,14 @@ class _UntilBudget:
 
     def __init__(self, loader, budget: TrainingBudget):
         self._loader, self._budget = loader, budget
+        self.cut = False  # the last epoch ended before its last batch
 
     def __iter__(self):
-        start = self._budget.clock()
-        for batch in self._loader:
+        start, self.cut = self._budget.clock(), False
+        for done, batch in enumerate(self._loader, 1):
             yield batch
             if self._budget.exhausted(self._budget.clock() - start):
+                self.cut = done < len(self._loader)  # spent on the epoch's last batch: nothing was cut
                 break
         self._budget.used += self._budget.clock() - start
 
@@ -344,7 +350,7 @@ class CrossDomainTrainer(Trainer):
             self._resumed_random = None
         stop_reason = self._resumed_stop or "max epochs"
         for epoch in range(epochs if self._resumed_stop else self.start_epoch, epochs):
-            out_of_time = False
+            out_of_time = cut = False
             if self.trainable:
                 start = time.time()
                 loader = _UntilBudget(train_data, budget) if budget.limit is not None else train_data
@@ -353,7 +359,9 @@ class CrossDomainTrainer(Trainer):
                 self.train_seconds += time.time() - start
                 self.logger.info(self._generate_train_loss_output(epoch, start, time.time(), loss))
                 self.budget_used = budget.used
-                out_of_time = budget.exhausted()
+                cut = isinstance(loader, _UntilBudget) and loader.cut
+                # spent on the final epoch's last batch, the epochs ended the run, not the budget
+                out_of_time = budget.exhausted() and (cut or epoch + 1 < epochs)
             last = epoch + 1 == epochs or out_of_time  # the last epoch is always validated
             if last or (selector.wants_validation(epoch) and (epoch + 1) % self.eval_step == 0):
                 valid = self._evaluate_split(evaluator, "valid", epoch, show_progress)
@@ -369,7 +377,7 @@ class CrossDomainTrainer(Trainer):
                 if decayed is not None:
                     self.logger.info(set_color(f"no improvement in {self.lr_decay.patience} validations: learning rate "
                                                f"x {self.lr_decay.factor} = {decayed:.3g}", "blue"))
-            stopped = why_training_stops(selector.should_stop, out_of_time, budget)
+            stopped = why_training_stops(selector.should_stop, out_of_time, budget, cut)
             if saved:
                 self._write(self._cdsr_state(epoch, selector, train_data, stopped), self.saved_model_file)
             if stopped:

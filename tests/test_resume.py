@@ -237,6 +237,20 @@ def test_resuming_a_stopped_run_trains_no_more(abxi_small_dir, tmp_path, monkeyp
 
 
 @pytest.mark.integration
+def test_a_budget_spent_on_an_epochs_last_batch_cut_nothing(abxi_small_dir, tmp_path, monkeypatch):
+    """A zero budget runs out after the first batch, whatever the machine's speed; with one batch per epoch
+    (a batch larger than the slice) that batch is the epoch's last. In the final epoch the epochs ended the
+    run, not the budget (before: '0 CPU-minute budget', which compare marks as stopped before model
+    selection); before the final epoch the budget still ends it."""
+    monkeypatch.chdir(tmp_path)
+    one_batch = {"max_train_cpu_minutes": 0, "train_batch_size": 100_000}
+    final = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings(abxi_small_dir, tmp_path / "a", epochs=1, **one_batch))
+    assert (final["epochs_run"], final["stop_reason"]) == (1, "max epochs")
+    early = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings(abxi_small_dir, tmp_path / "b", epochs=2, **one_batch))
+    assert (early["epochs_run"], early["stop_reason"]) == (1, "0 CPU-minute budget")
+
+
+@pytest.mark.integration
 def test_a_wall_clock_budget_reports_no_cpu_seconds(abxi_small_dir, tmp_path, monkeypatch):
     """``train_cpu_seconds`` is CPU time, which only ``max_train_cpu_minutes`` counts; a wall-clock budget's
     seconds are ``train_seconds`` (before, they were also reported as CPU seconds, under compare's
