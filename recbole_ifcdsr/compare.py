@@ -316,12 +316,18 @@ BUDGET_MARK = "†"  # after a run's epoch count: the budget ended the run, not 
 PARTIAL_WALL_MARK = "≥"  # before a row's wall seconds: a run's count misses the processes before its resume
 
 
+def _shown(mean: float) -> float:
+    """A mean as its table cell prints it (percent, two decimals), as a number to compare."""
+    return float(f"{100 * mean:.2f}")
+
+
 def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str = "test",
                    metrics: tuple = TABLE_METRICS, anchor: dict | None = None) -> str:
-    """Rows = models; columns = domain x metric, 'mean ± std' in percent; best mean per column in bold;
-    the published anchor (if it reports this protocol and split) as a last, italic row."""
+    """Rows = models; columns = domain x metric, 'mean ± std' in percent; best mean per column in bold, as
+    shown (two means that print alike are both best); the published anchor (if it reports this protocol and
+    split) as a last, italic row."""
     columns = [(d, m) for d in DOMAINS for m in metrics]
-    best = {c: max(summary[mod][protocol][split][c[0]][c[1]][0] for mod in summary) for c in columns}
+    best = {c: max(_shown(summary[mod][protocol][split][c[0]][c[1]][0]) for mod in summary) for c in columns}
     head = "| model | " + " | ".join(f"{domain_names.get(d, d)} {m}" for d, m in columns) + " | epochs | train s (CPU) | wall s |"
     lines = [head, "|" + "---|" * (len(columns) + 4)]
     for model, entry in summary.items():
@@ -329,7 +335,7 @@ def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str 
         for c in columns:
             mean, std, _ = entry[protocol][split][c[0]][c[1]]
             text = f"{100 * mean:.2f} ± {100 * std:.2f}"
-            cells.append(f"**{text}**" if mean == best[c] else text)
+            cells.append(f"**{text}**" if _shown(mean) == best[c] else text)
         runs = entry["_runs"]
         cpu = "-" if runs["train_cpu_seconds"] is None else f"{runs['train_cpu_seconds'][0]:.0f}"
         epochs = ",".join(f"{e}{BUDGET_MARK if budget_stopped(r) else ''}"
@@ -427,6 +433,8 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
             parts += [f"Selected on validation ({protocol} protocol, mean of the two domains' {select}): "
                       f"**{label}** ({100 * score:.2f})", ""]
         io.write_json(out_dir / "selection.json", selected)
+    else:  # an earlier grid's choice must not stand beside this grid's table
+        (out_dir / "selection.json").unlink(missing_ok=True)
     if failed:
         parts += ["Failed cells:", ""] + [f"- {f}" for f in failed] + [""]
     io.write_json(out_dir / "summary.json", summary)

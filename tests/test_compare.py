@@ -35,6 +35,16 @@ def test_summary_and_table_mark_the_best_mean():
 
 
 @pytest.mark.unit
+def test_means_that_print_alike_are_both_bold():
+    """Bold follows the printed value: 12.34 and 12.3449 both show 12.34 (before, only the larger was bold),
+    and 9.50 is compared as a number, not as text."""
+    results = [fake_result("A", 0, 0.1234, 0.095), fake_result("B", 0, 0.123449, 0.2)]
+    lines = markdown_table(summarise(results), {"X": "Food", "Y": "Kitchen"}, "sampled").splitlines()
+    assert "| A | **12.34 ± 0.00** |" in lines[2] and "| B | **12.34 ± 0.00** |" in lines[3]
+    assert "**9.50 ± 0.00**" not in lines[2] and "**20.00 ± 0.00**" in lines[3]
+
+
+@pytest.mark.unit
 def test_finished_cell_with_same_request_is_reused(tmp_path):
     request = cell_request("Pop", "fk_abxi", 0, [], ["--epochs=1"])
     (tmp_path / "Pop-seed0.json").write_text(json.dumps({**fake_result("Pop", 0, 0.1, 0.1), "cell_request": request}))
@@ -117,6 +127,8 @@ def test_selection_uses_validation_mean_over_domains(tmp_path):
     assert "valid split" in markdown and "**B** (22.50)" in markdown
     assert "| A | **30.00 ± 0.00** |" in markdown  # the table shows validation, not test (90.00)
     assert json.loads((tmp_path / "selection.json").read_text())["sampled"]["label"] == "B"
+    write_outputs(tmp_path, "fk", "cmd", results, [], None, split="valid")  # a later grid without --select
+    assert not (tmp_path / "selection.json").exists()  # no earlier choice beside its table
 
 
 @pytest.mark.unit
