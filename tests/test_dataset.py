@@ -41,10 +41,48 @@ def test_bad_domain_value_is_named(tmp_path):
         load("SASRec", "fk_abxi", data_path=str(tmp_path))
 
 
+def test_an_item_listed_twice_is_named(tmp_path):
+    """RecBole keeps an item's first row and drops the rest: 'a' listed in X then Y stayed in X silently."""
+    write(tmp_path, ITEMS + "a\tY\tKitchen\t\n", "u1\ta\t1\nu1\tc\t2\nu1\tb\t3\n")
+    with pytest.raises(DataError, match=r"fk_abxi\.item:6: item_id: 'a' repeats line 2 \(RecBole would keep line 2 and "
+                                        r"drop this one\); give each id one row"):
+        load("SASRec", "fk_abxi", data_path=str(tmp_path))
+
+
+def test_a_title_that_opens_a_quote_is_named(tmp_path):
+    """pandas reads a cell starting with an unclosed double quote up to the next quote, several lines on:
+    here items c and d vanished, and the Y pool shrank without an error. One quoted cell reads fine."""
+    items = 'a\tX\tGrocery\t\nb\tX\tGrocery\t"Hello Kitty lunch box\nc\tY\tKitchen\t\nd\tY\tKitchen\t12 inch"\n'
+    write(tmp_path, items, "u1\ta\t1\nu1\tb\t2\nu1\ta\t3\n")
+    with pytest.raises(DataError, match=r"fk_abxi\.item:3: title: starts with a double quote but is not one quoted cell"):
+        load("SASRec", "fk_abxi", data_path=str(tmp_path))
+    write(tmp_path, items.replace('"Hello Kitty lunch box', '"Hello Kitty"" lunch box"'), "u1\ta\t1\nu1\tc\t2\nu1\ta\t3\n")
+    _, data = load("SASRec", "fk_abxi", data_path=str(tmp_path))
+    assert [len(pool) for pool in data.domain_items] == [2, 2]
+
+
 def test_split_user_rows_are_rejected(tmp_path):
     write(tmp_path, ITEMS, "u1\ta\t1\nu2\tc\t2\nu1\tb\t3\nu2\td\t4\nu2\ta\t5\nu1\tc\t6\n")
     with pytest.raises(DatasetError, match=r"rows of user 'u\d' are not contiguous"):
         load("SASRec", "fk_abxi", data_path=str(tmp_path))
+
+
+def test_a_user_in_two_benchmark_files_is_rejected(tmp_path):
+    """user_split holds each user in one file. A user last in train.inter and first in valid.inter was read
+    as one training sequence: its valid case vanished and its target was trained on, without an error."""
+    root = tmp_path / "fk_llmcdsr"
+    root.mkdir()
+    (root / "fk_llmcdsr.item").write_text(ITEM_HEADER + ITEMS)
+    header = "user_id:token\titem_id:token\n"
+    (root / "fk_llmcdsr.train.inter").write_text(header + "u1\ta\nu1\tc\nu2\tb\nu2\td\n")
+    (root / "fk_llmcdsr.valid.inter").write_text(header + "u2\ta\nu2\tc\nu3\tb\nu3\td\n")
+    (root / "fk_llmcdsr.test.inter").write_text(header + "u4\ta\nu4\td\n")
+    with pytest.raises(DatasetError, match=r"user 'u2' has rows in fk_llmcdsr\.train\.inter and fk_llmcdsr\.valid\.inter; "
+                                           r"recipe user_split holds each user's sequence in one file"):
+        load("SASRec", "fk_llmcdsr", data_path=str(tmp_path))
+    (root / "fk_llmcdsr.valid.inter").write_text(header + "u5\ta\nu5\tc\nu3\tb\nu3\td\n")
+    _, data = load("SASRec", "fk_llmcdsr", data_path=str(tmp_path))
+    assert [(len(seq), split) for _, seq, split in data.sequences] == [(2, 0), (2, 0), (2, 1), (2, 1), (2, 2)]
 
 
 def test_file_order_is_kept_and_views_are_consistent(tmp_path):

@@ -34,6 +34,7 @@ from recbole_ifcdsr.errors import DataError
 __all__ = ["DOMAINS", "RECIPES", "CrossDomainSequentialDataset", "DatasetError", "EvalCases"]
 
 RECIPES = ("leave_one_out", "user_split")
+BENCHMARK_FILES = ("train", "valid", "test")  # user_split's .inter files, split codes 0, 1, 2
 
 
 class DatasetError(DataError):
@@ -129,7 +130,7 @@ class CrossDomainSequentialDataset(Dataset):
             if self.benchmark_filename_list is not None:
                 raise DatasetError("cdsr_recipe leave_one_out reads one .inter file; unset benchmark_filename")
             return np.zeros(n_rows, dtype=np.int8)
-        if list(self.benchmark_filename_list or []) != ["train", "valid", "test"]:
+        if list(self.benchmark_filename_list or []) != list(BENCHMARK_FILES):
             raise DatasetError("cdsr_recipe user_split needs benchmark_filename: [train, valid, test]")
         return np.repeat(np.arange(3, dtype=np.int8), self.file_size_list)
 
@@ -137,11 +138,19 @@ class CrossDomainSequentialDataset(Dataset):
         users = self.inter_feat[self.uid_field].to_numpy()
         items = self.inter_feat[self.iid_field].to_numpy().astype(np.int64)
         splits = self._split_of_rows()
-        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+        # a run ends where the user or the file changes: a user last in train.inter and first in valid.inter
+        # was one run before, tagged train, so its valid case vanished and its target was trained on
+        starts = np.flatnonzero(np.r_[True, (users[1:] != users[:-1]) | (splits[1:] != splits[:-1])])
         ends = np.r_[starts[1:], len(users)]
         run_users = users[starts]
         if len(np.unique(run_users)) != len(run_users):
-            dup = self.field2id_token[self.uid_field][run_users[np.argmax(np.bincount(run_users))]]
+            top = run_users[np.argmax(np.bincount(run_users))]
+            dup = self.field2id_token[self.uid_field][top]
+            files = sorted({int(splits[s]) for s in starts[run_users == top]})
+            if len(files) > 1:
+                names = " and ".join(f"{self.dataset_name}.{BENCHMARK_FILES[f]}.inter" for f in files)
+                raise DatasetError(f"{self.dataset_path}: user '{dup}' has rows in {names}; recipe user_split holds "
+                                   f"each user's sequence in one file (held-out users)")
             raise DatasetError(
                 f"{self.dataset_path}: rows of user '{dup}' are not contiguous; converters must write each sequence in one block"
             )
