@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 from recbole_ifcdsr.data.converters import (
-    CONVERTERS, ConversionError, convert_fk_abxi, convert_fk_llmcdsr, convert_food_kitchen,
+    CONVERTERS, ConversionError, clean_title, convert_fk_abxi, convert_fk_llmcdsr, convert_food_kitchen,
     load_c2dsr_items, main, parse_c2dsr_sequences,
 )
 
@@ -81,6 +81,13 @@ def target_counts(seqs, domain: Dict[str, str], pos: int) -> Dict[str, int]:
 
 def dir_bytes(path: Path) -> Dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.name != "README.md"}
+
+
+@pytest.mark.unit
+def test_a_title_is_one_safe_tsv_cell():
+    """Whitespace runs become one space; double quotes become two single ones, since RecBole's reader
+    (pandas) takes a cell that starts with a quote as a quoted field that swallows the following rows."""
+    assert clean_title(' "Hello  Kitty"\tlunch\r\nbox 12" ') == "''Hello Kitty'' lunch box 12''"
 
 
 # ---------------------------------------------------------------- real data: counts

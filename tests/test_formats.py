@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import load, shared_data_dir
-from recbole_ifcdsr.data.converters import main
+from recbole_ifcdsr.data.converters import ConversionError, main
 
 ITEM_HEADER = "item_id:token\tdomain:token\tdomain_name:token\ttitle:token_seq"
 
@@ -97,6 +97,18 @@ def test_llmcdsr_domains_from_the_release_folder_name(tmp_path, monkeypatch, cap
     assert meta["domains_from"] == "release folder name 'food-kitchen'"
     assert meta["n_eval_cases"] == {"valid": {"X": 1, "Y": 0}, "test": {"X": 0, "Y": 1}}
     assert meta["missing_files"] == []
+
+
+@pytest.mark.unit
+def test_a_release_name_in_the_folder_name_is_not_a_domain(tmp_path):
+    """The shared data's abxi-afk folder named Grocery and Kitchen 'Abxi' and 'Afk'; such a folder now asks
+    for --domains, while food-kitchen still names Food and Kitchen."""
+    from recbole_ifcdsr.data.converters.formats import parse_domains
+
+    for name in ("abxi-afk", "llmcdsr-food", "C2DSR-Food"):
+        with pytest.raises(ConversionError, match="the release names no domains; pass --domains"):
+            parse_domains(None, tmp_path / name)
+    assert parse_domains(None, tmp_path / "food-kitchen") == (("Food", "Kitchen"), "release folder name 'food-kitchen'")
 
 
 @pytest.mark.unit
@@ -239,6 +251,25 @@ def test_check_dataset_reports_every_problem_with_file_line_and_field(tmp_path, 
     ]
     assert err == "error: 9 problems in dataset own; nothing was written\n"
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+@pytest.mark.unit
+def test_check_dataset_names_a_cell_that_opens_a_quote(tmp_path, monkeypatch, capsys):
+    """The same quote rule a run applies before RecBole reads the file (data/atomic.py)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "properties/dataset").mkdir(parents=True)
+    (tmp_path / "properties/dataset/own.yaml").write_text(
+        "cdsr_recipe: leave_one_out\ndomains: {X: Tea, Y: Pots}\nTIME_FIELD: timestamp\n")
+    folder = tmp_path / "dataset/own"
+    folder.mkdir(parents=True)
+    (folder / "own.item").write_text(ITEM_HEADER + '\na\tX\tTea\t"Green tea\nb\tY\tPots\t"Pan"\n')
+    (folder / "own.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n"
+                                      "u1\ta\t1\nu1\tb\t2\nu1\ta\t3\nu1\tb\t4\nu2\tb\t1\nu2\ta\t2\nu2\tb\t3\nu2\ta\t4\n")
+    code, out, _ = run_convert(["check", "--dataset", "own"], capsys)
+    assert code == 2
+    assert out.splitlines() == [f"{folder / 'own.item'}:2: title: starts with a double quote but is not one quoted "
+                                f"cell (\"...\" with inner quotes doubled), so RecBole's reader (pandas) would misread "
+                                f"it or read the lines after it into it; remove the quote"]
 
 
 @pytest.mark.unit

@@ -1,12 +1,14 @@
 """Check the atomic files before RecBole reads them, and fingerprint them.
 
-RecBole reads atomic files with pandas, which hides three kinds of damage: a line with missing fields
+RecBole reads atomic files with pandas, which hides five kinds of damage: a line with missing fields
 gets NaN and RecBole's NaN filter drops it (a user's sequence shrinks and the metrics move), extra
-fields are ignored, and a bad number fails without the file or line. So every line of every file
-the dataset will load is checked here first: the header (``name:type`` with a type RecBole knows),
-the number of fields on every line, and in the loaded columns non-empty tokens and finite numbers.
-A file must end with a newline (a file cut in the middle of a line otherwise passes as shorter
-data). Every error reads ``file:line: field: problem``.
+fields are ignored, a bad number fails without the file or line, a cell that starts with a double
+quote without being one quoted cell is misread or swallows the lines after it, and a repeated item (or
+user) row is dropped, keeping the first (an item listed in X and then Y stays in X). So every line of
+every file the dataset will load is checked here first: the header (``name:type`` with a type RecBole
+knows), the number of fields on every line, quotes, unique ids in .item and .user files, and in the
+loaded columns non-empty tokens and finite numbers. A file must end with a newline (a file cut in the
+middle of a line otherwise passes as shorter data). Every error reads ``file:line: field: problem``.
 
 The same pass hashes the files: the fingerprint a checkpoint records, so a resume can tell that
 the data under the same dataset name changed.
@@ -16,12 +18,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from pathlib import Path
 
 from recbole_ifcdsr.errors import DataError
 
 FEATURE_TYPES = ("token", "token_seq", "float", "float_seq")
 SOURCES = ("inter", "item", "user")
+_QUOTED_CELL = re.compile(r'^"(?:[^"]|"")*"$')  # what pandas reads as one quoted field
 _checked: dict = {}  # (path, size, mtime_ns, columns) -> digest: each file is read once per process
 
 
@@ -72,16 +76,25 @@ def _number_problem(value: str) -> str | None:
     return None if math.isfinite(number) else f"'{value}' is not finite"
 
 
+def quote_problem(value: str) -> str | None:
+    """Why RecBole's reader (pandas) would misread this cell (one that starts with a double quote), or None."""
+    if value.startswith('"') and not _QUOTED_CELL.match(value):
+        return ("starts with a double quote but is not one quoted cell (\"...\" with inner quotes doubled), so "
+                "RecBole's reader (pandas) would misread it or read the lines after it into it; remove the quote")
+    return None
+
+
 def check_atomic_file(path: str | os.PathLike, columns: set | None, required: tuple = (),
-                      separator: str = "\t", seq_separator: str = " ") -> str:
+                      separator: str = "\t", seq_separator: str = " ", unique: str | None = None) -> str:
     """Check one atomic file (see the module docstring); returns the sha256 of its bytes.
 
     ``columns``: the loaded columns (None = all), whose values are checked; ``required``: columns the
-    header must have. A file already checked unchanged in this process is not read again."""
+    header must have; ``unique``: a column no two rows may share (the id of a .item or .user file). A
+    file already checked unchanged in this process is not read again."""
     path = Path(path)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, None if columns is None else tuple(sorted(columns)),
-           tuple(required), separator, seq_separator)
+           tuple(required), separator, seq_separator, unique)
     if key in _checked:
         return _checked[key]
     digest = hashlib.sha256()
@@ -97,6 +110,8 @@ def check_atomic_file(path: str | os.PathLike, columns: set | None, required: tu
         if missing:
             raise DataError(f"{path}:1: {missing[0]}: load_col lists it but the header has no such column")
         checked = [(i, name, kind) for i, (name, kind) in enumerate(fields) if columns is None or name in columns]
+        id_column = names.index(unique) if unique in names else None
+        first_line: dict[str, int] = {}
         n_fields, lineno, last = len(fields), 1, raw_header
         for lineno, raw in enumerate(handle, start=2):
             digest.update(raw)
@@ -110,6 +125,15 @@ def check_atomic_file(path: str | os.PathLike, columns: set | None, required: tu
             cells = line.split(separator)
             if len(cells) != n_fields:
                 raise DataError(f"{path}:{lineno}: {len(cells)} fields, the header has {n_fields} ({', '.join(names)})")
+            for name, value in zip(names, cells):
+                problem = quote_problem(value)
+                if problem:
+                    raise DataError(f"{path}:{lineno}: {name}: {problem}")
+            if id_column is not None:
+                earlier = first_line.setdefault(cells[id_column], lineno)
+                if earlier != lineno:
+                    raise DataError(f"{path}:{lineno}: {unique}: '{cells[id_column]}' repeats line {earlier} (RecBole "
+                                    f"would keep line {earlier} and drop this one); give each id one row")
             for i, name, kind in checked:
                 value = cells[i]
                 if kind == "token":
@@ -136,9 +160,11 @@ def check_dataset_files(config, dataset_path: str | os.PathLike, dataset: str) -
     separator, seq_separator = config["field_separator"] or "\t", config["seq_separator"] or " "
     required = {"inter": (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]), "item": (config["ITEM_ID_FIELD"],),
                 "user": (config["USER_ID_FIELD"],)}
+    unique = {"inter": None, "item": config["ITEM_ID_FIELD"], "user": config["USER_ID_FIELD"]}
     fingerprint = {}
     for path, source in loaded_files(config, dataset_path, dataset):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: atomic file not found (dataset '{dataset}' needs it)")
-        fingerprint[path.name] = check_atomic_file(path, _columns(config, source), required[source], separator, seq_separator)
+        fingerprint[path.name] = check_atomic_file(path, _columns(config, source), required[source], separator,
+                                                   seq_separator, unique[source])
     return fingerprint

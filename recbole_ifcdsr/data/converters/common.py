@@ -45,12 +45,14 @@ def require_files(paths: Iterable[Path]) -> None:
 
 
 def clean_title(title: str) -> str:
-    """Make a title safe for one TSV cell: tabs/newlines/CRs become one space, stripped.
+    """Make a title safe for one TSV cell: tabs/newlines/CRs become one space, stripped, and each double
+    quote two single ones.
 
     Runs of ASCII whitespace are collapsed so RecBole's space-split ``token_seq``
-    gets no empty tokens (the derived TSVs were written the same way).
+    gets no empty tokens (the derived TSVs were written the same way). RecBole's reader (pandas) takes a
+    cell that starts with ``"`` as a quoted field, which swallows the rows up to the next ``"``.
     """
-    return _WS_RUN.sub(" ", title).strip()
+    return _WS_RUN.sub(" ", title).strip().replace('"', "''")
 
 
 def check_token(value: str, where: str, what: str) -> str:
