@@ -222,17 +222,23 @@ def test_check_src_reports_every_bad_input_in_one_run(tmp_path, monkeypatch, cap
     assert code == 2 and "matches no known format" in out
 
 
+def write_own_dataset(root: Path, item_rows: str, inter_rows: str) -> Path:
+    """A hand-made leave-one-out dataset 'own' (Tea / Pots) under ``root``; returns its folder."""
+    (root / "properties/dataset").mkdir(parents=True)
+    (root / "properties/dataset/own.yaml").write_text(
+        "cdsr_recipe: leave_one_out\ndomains: {X: Tea, Y: Pots}\nTIME_FIELD: timestamp\n")
+    folder = root / "dataset/own"
+    folder.mkdir(parents=True)
+    (folder / "own.item").write_text(ITEM_HEADER + item_rows)
+    (folder / "own.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + inter_rows)
+    return folder
+
+
 @pytest.mark.unit
 def test_check_dataset_reports_every_problem_with_file_line_and_field(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "properties/dataset").mkdir(parents=True)
-    (tmp_path / "properties/dataset/own.yaml").write_text(
-        "cdsr_recipe: leave_one_out\ndomains: {X: Tea, Y: Pots}\nTIME_FIELD: timestamp\n")
-    folder = tmp_path / "dataset/own"
-    folder.mkdir(parents=True)
-    (folder / "own.item").write_text(ITEM_HEADER + "\na\tX\tTea\t\nb\tZ\tPots\t\nc\tY\tPots\t\na\tX\tTea\t\n")
-    (folder / "own.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n"
-                                      "u1\ta\t1\nu1\tq\t2\nu1\tc\tnan\nu2\ta\t1\nu2\tc\n")
+    folder = write_own_dataset(tmp_path, "\na\tX\tTea\t\nb\tZ\tPots\t\nc\tY\tPots\t\na\tX\tTea\t\n",
+                               "u1\ta\t1\nu1\tq\t2\nu1\tc\tnan\nu2\ta\t1\nu2\tc\n")
     before = sorted(p.name for p in folder.iterdir())
     code, out, err = run_convert(["check", "--dataset", "own"], capsys)
     item, inter = folder / "own.item", folder / "own.inter"
@@ -257,14 +263,8 @@ def test_check_dataset_reports_every_problem_with_file_line_and_field(tmp_path, 
 def test_check_dataset_names_a_cell_that_opens_a_quote(tmp_path, monkeypatch, capsys):
     """The same quote rule a run applies before RecBole reads the file (data/atomic.py)."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "properties/dataset").mkdir(parents=True)
-    (tmp_path / "properties/dataset/own.yaml").write_text(
-        "cdsr_recipe: leave_one_out\ndomains: {X: Tea, Y: Pots}\nTIME_FIELD: timestamp\n")
-    folder = tmp_path / "dataset/own"
-    folder.mkdir(parents=True)
-    (folder / "own.item").write_text(ITEM_HEADER + '\na\tX\tTea\t"Green tea\nb\tY\tPots\t"Pan"\n')
-    (folder / "own.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n"
-                                      "u1\ta\t1\nu1\tb\t2\nu1\ta\t3\nu1\tb\t4\nu2\tb\t1\nu2\ta\t2\nu2\tb\t3\nu2\ta\t4\n")
+    folder = write_own_dataset(tmp_path, '\na\tX\tTea\t"Green tea\nb\tY\tPots\t"Pan"\n',
+                               "u1\ta\t1\nu1\tb\t2\nu1\ta\t3\nu1\tb\t4\nu2\tb\t1\nu2\ta\t2\nu2\tb\t3\nu2\ta\t4\n")
     code, out, _ = run_convert(["check", "--dataset", "own"], capsys)
     assert code == 2
     assert out.splitlines() == [f"{folder / 'own.item'}:2: title: starts with a double quote but is not one quoted "
