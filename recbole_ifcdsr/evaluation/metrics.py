@@ -49,14 +49,14 @@ def ranks_against(target_scores: torch.Tensor, other_scores: torch.Tensor, valid
                   tolerance: float = 0.0, checked: bool = False, relative: bool = False) -> torch.Tensor:
     """1-based rank of each row's target among ``other_scores`` (shape [B, N]).
 
-    rank = 1 + #(other > target + tolerance): ties (within ``tolerance``) go to the target, as ABXI
-    and C2DSR rank. ``relative``: the scores are probabilities and the margin is on their log scale,
-    rank = 1 + #(other > target * e^tolerance) (C2DSR's margin is on logits; a softmax probability's log
-    is its logit plus a constant); with tolerance 0 both are the strict comparison. ``valid`` masks
-    which columns count (e.g. only the target's domain, never the target itself). Guard: a case whose counted scores are all equal to the target's (a constant
-    model) gets the worst rank, 1 + #counted, instead of rank 1. A non-finite target or counted
-    score raises :class:`NonFiniteError` (uncounted columns may hold anything, e.g. -inf padding);
-    ``checked``: the caller has already ruled that out for these very scores.
+    rank = 1 + #(other > target + tolerance): ties (within ``tolerance``) go to the target, as ABXI and
+    C2DSR rank. ``relative``: the scores are probabilities and the margin is on their log scale, rank = 1 +
+    #(other > target * e^tolerance) (C2DSR's margin is on logits; a softmax probability's log is its logit
+    plus a constant); with tolerance 0 both are the strict comparison. ``valid`` masks which columns count
+    (e.g. only the target's domain, never the target itself). Guard: a case whose counted scores are all
+    equal to the target's (a constant model) gets the worst rank, 1 + #counted, instead of rank 1. A
+    non-finite target or counted score raises :class:`NonFiniteError` (uncounted columns may hold anything,
+    e.g. -inf padding); ``checked``: the caller has already ruled that out for these very scores.
     """
     if not checked:
         bad = nonfinite_cases(target_scores, other_scores, valid)
