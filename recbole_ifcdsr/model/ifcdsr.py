@@ -258,8 +258,9 @@ class IFCDSR(CrossDomainSequentialRecommender):
         """Append items nobody has interacted with (serving a trained model) and return their ids.
 
         ``domains``: [m] 0 (X) / 1 (Y); ``rows``: frozen table key -> (vectors [m, dim], mask [m]). Each new
-        item needs a row in at least one loaded frozen table; its ID row is a zero placeholder that no score
-        reads (``fused_log_probs``'s ``untrained``: the ID slot takes the frozen tables' probability).
+        item needs a row in at least one loaded frozen table; its ID row is a zero placeholder that no
+        candidate's score reads (``fused_log_probs``'s ``untrained``: the ID slot takes the frozen tables'
+        probability); in a history, the ID encoders read that zero row as a blank item.
         """
         m = len(domains)
         unknown = set(rows) - set(self.frozen)
