@@ -241,6 +241,45 @@ def test_ensure_feature_builds_minilm_store_once(tmp_path, minilm, caplog):
     assert ensure_feature(config, "tiny", "not_configured") is None
 
 
+@pytest.mark.unit
+def test_a_bad_feature_spec_stops_the_run_instead_of_turning_the_branch_off(tmp_path):
+    """Only what this machine lacks (an encoder's weights, a file) lets the run go on without the store; a
+    misspelt encoder was logged as a warning and the model ran without its text branch, exit 0."""
+    from recbole_ifcdsr.errors import ConfigError
+
+    make_dataset(tmp_path, "d", ["A", "B"], {"A": "Green tea", "B": "Tea pot"})
+    config = {"data_path": str(tmp_path / "d"), "show_progress": False,
+              "item_features": {"text": {"modality": "text", "encoder": "minilmm"}}}
+    with pytest.raises(ConfigError, match="Unknown encoder 'minilmm'. Valid encoders: clip, minilm"):
+        ensure_feature(config, "d", "text")
+
+
+@pytest.mark.unit
+def test_an_enriched_text_file_wins_and_titles_fill_its_gaps(tmp_path):
+    """An item the enrichment lacks (failed, or beyond --limit) keeps its title; before, the file replaced the
+    titles and such items had no text vector at all."""
+    from recbole_ifcdsr.features.sources import ItemMissing, TextSource
+
+    text_file = tmp_path / "enriched.tsv"
+    text_file.write_text("item_id\ttext\nA\tGreen tea. A light, grassy loose-leaf tea.\n")
+    source = TextSource({"A": "Green tea", "B": "Tea pot"}, str(text_file))
+    assert source.get("A") == "Green tea. A light, grassy loose-leaf tea." and source.get("B") == "Tea pot"
+    assert source.origin == f"text file {text_file} (1 items without a text there keep their title)"
+    with pytest.raises(ItemMissing, match="no text"):
+        source.get("C")
+
+
+@pytest.mark.unit
+def test_an_image_file_with_an_upper_case_suffix_is_found(tmp_path):
+    from recbole_ifcdsr.features.sources import ImageFolderSource
+
+    (tmp_path / "X1.JPG").write_bytes(b"not decoded here")
+    (tmp_path / "X2").mkdir()
+    (tmp_path / "X2" / "front.PNG").write_bytes(b"not decoded here")
+    source = ImageFolderSource(tmp_path)
+    assert source.get("X1") == tmp_path / "X1.JPG" and source.get("X2") == tmp_path / "X2" / "front.PNG"
+
+
 @pytest.mark.integration
 def test_clip_without_weights_stops_with_instructions(tmp_path, caplog):
     with pytest.raises(EncoderUnavailable, match="not found"):
@@ -281,6 +320,8 @@ def test_float_seq_roundtrip_and_store_errors(tmp_path):
     assert export_float_seq(path, item_file, "img") == 2
     tokens, back, mask = import_float_seq(item_file, "img")
     assert tokens == ["a", "c"] and mask.all() and back.tobytes() == vectors[[0, 2]].tobytes()
+    item_file.write_text(item_file.read_text() + "\n")  # a trailing blank line holds no item (it made token '')
+    assert import_float_seq(item_file, "img")[0] == ["a", "c"]
     token2id = {"[PAD]": 0, "a": 1, "b": 2, "c": 3}
     aligned, amask, meta = load_aligned(path, token2id, 4, dim=4)
     assert amask.tolist() == [False, True, False, True] and meta["dim"] == 4

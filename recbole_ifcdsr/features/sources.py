@@ -52,9 +52,11 @@ class TextSource:
     def __init__(self, titles: dict[str, str], text_file: str | None = None):
         self.texts = dict(titles)
         self.origin = "dataset titles"
-        if text_file:
-            self.texts = read_token_tsv(text_file)
-            self.origin = f"text file {text_file}"
+        if text_file:  # the file's texts win; an item it lacks (failed, or beyond --limit) keeps its title
+            enriched = read_token_tsv(text_file)
+            kept = sum(1 for token in self.texts if token not in enriched)
+            self.texts.update(enriched)
+            self.origin = f"text file {text_file} ({kept} items without a text there keep their title)"
 
     def get(self, token: str) -> str:
         text = self.texts.get(token)
@@ -73,10 +75,10 @@ class ImageFolderSource:
         self.origin = f"image folder {self.directory}"
 
     def get(self, token: str) -> Path:
-        for suffix in IMAGE_SUFFIXES:
-            path = self.directory / f"{token}{suffix}"
-            if path.is_file():
-                return path
+        for suffix in IMAGE_SUFFIXES:  # upper-case suffixes too (X1.JPG), as the subfolder search allows
+            for path in (self.directory / f"{token}{suffix}", self.directory / f"{token}{suffix.upper()}"):
+                if path.is_file():
+                    return path
         sub = self.directory / token
         if sub.is_dir():
             images = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

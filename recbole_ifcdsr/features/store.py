@@ -130,7 +130,9 @@ def import_float_seq(item_file: str | os.PathLike, field: str, item_field: str =
         ti, fi = names.index(item_field), names.index(field)
         tokens, rows = [], []
         for lineno, line in enumerate(f, start=2):
-            cells = line.rstrip("\n").split("\t")
+            if not line.strip():
+                continue  # a blank line holds no item (RecBole's reader skips it too)
+            cells = line.rstrip("\r\n").split("\t")
             tokens.append(cells[ti])
             cell = cells[fi].strip() if fi < len(cells) else ""
             try:
