@@ -14,8 +14,9 @@ script sets itself (seed, data_path, checkpoint_dir, results_file) are refused t
    and the dataset's sampled protocol), then split into cases whose target is a held-out item (cold) and
    the rest (the re-scored cases must reproduce each run's own test numbers, or the script stops).
    LLMEMF is scored twice: as trained (held-out items' ID rows were trained only as softmax negatives,
-   never as a target or history item, which pushes their scores down) and with the untrained rule (``model/losses.py``: their ID slot takes the text table's probability, as
-   for items added at serving time). IFCDSR here has no image store, so it has no content table and no
+   never as a target or history item, which pushes their scores down) and with the untrained rule
+   (``model/losses.py``: their ID slot takes the text table's probability, as for items added at serving
+   time). IFCDSR here has no image store, so it has no content table and no
    rule variant.
 4. ``<out>/cold_start.md`` / ``.json``: HR@10, NDCG@10 and MRR (mean and std over seeds, both domains'
    cases pooled, each ranked within its own domain), cold vs other, per protocol.

@@ -65,8 +65,9 @@ def ranks_against(target_scores: torch.Tensor, other_scores: torch.Tensor, valid
             raise NonFiniteError(f"non-finite scores in {int(bad.sum())} of {len(bad)} cases (first: row {first}, "
                                  f"target score {float(target_scores[first])}); a rank against NaN or inf means nothing")
     if relative:
-        bound = target_scores.unsqueeze(1) * math.exp(tolerance)
-        margin = target_scores * (math.exp(tolerance) - 1.0)  # [B]: how far a tie may lie
+        factor = math.exp(tolerance)
+        bound = target_scores.unsqueeze(1) * factor
+        margin = target_scores * (factor - 1.0)  # [B]: how far a tie may lie
     else:
         bound, margin = target_scores.unsqueeze(1) + tolerance, None
     higher = other_scores > bound

@@ -24,7 +24,6 @@ from .common import ConversionError, check_token
 from .llmcdsr import check_missing, convert_llmcdsr, llmcdsr_titles, load_item_sets
 
 FORMATS = ("abxi", "llmcdsr", "c2dsr")
-RELEASE_NAMES = frozenset(FORMATS)  # folder-name parts that name a release, never a domain
 # file patterns that identify each format's folder (any one of them is enough to claim it)
 MARKERS: Dict[str, Tuple[str, ...]] = {
     "abxi": (SEQ_PATTERN, ITEM_MAP),
@@ -78,7 +77,7 @@ def parse_domains(text: Optional[str], src: Path) -> Tuple[Tuple[str, str], str]
         return (names[0], names[1]), "--domains"
     parts = Path(src).resolve().name.split("-")
     # a release's own name is not a domain: abxi-afk would have named Grocery and Kitchen 'Abxi' and 'Afk'
-    if len(parts) == 2 and all(p.isalpha() and p.lower() not in RELEASE_NAMES for p in parts):
+    if len(parts) == 2 and all(p.isalpha() and p.lower() not in FORMATS for p in parts):
         return (parts[0].capitalize(), parts[1].capitalize()), f"release folder name '{Path(src).resolve().name}'"
     raise ConversionError(f"{src}: the release names no domains; pass --domains X_NAME,Y_NAME (X = the release's "
                           f"domain A / 0)")
