@@ -92,7 +92,9 @@ def run_identity(config, dataset, model: torch.nn.Module) -> dict:
         "features": features,
         "config": {key: _plain(config[key]) for key in RUN_KEYS},
         "model_config": {key: _plain(config[key]) for key in model_keys(config["model"], type(model))},
-        "selection": {"mode": selection.get("mode"), "metric": selection.get("metric")},
+        "selection": {"mode": selection.get("mode"), "metric": selection.get("metric"),
+                      "improve": selection.get("improve", "ge"),
+                      "warmup_epochs": int(selection.get("warmup_epochs") or 0)},
         "shapes": {name: list(t.shape) for name, t in model.state_dict().items()},
     }
 
@@ -110,8 +112,13 @@ def mismatch(saved: dict, current: dict) -> str | None:
         old, new = saved["config"].get(key), current["config"].get(key)
         if old != new:
             return f"its {key} is {old!r}, this run's is {new!r}"
-    if saved["selection"] != current["selection"]:
-        return f"its model selection is {saved['selection']}, this run's is {current['selection']}"
+    # the selection's settings that decide which epoch's weights are tested (its patience only says how long training
+    # goes on, like epochs, so a resume may change it); checkpoints written before improve and warmup_epochs were
+    # recorded lack them, so only the keys a checkpoint has are compared
+    for key in saved["selection"]:
+        old, new = saved["selection"][key], current["selection"].get(key)
+        if old != new:
+            return f"its model selection's {key} is {old!r}, this run's is {new!r}"
     for kind, label in (("files", "data file"), ("features", "feature store")):
         for name in sorted(set(saved[kind]) | set(current[kind])):
             old, new = saved[kind].get(name), current[kind].get(name)

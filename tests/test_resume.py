@@ -144,6 +144,10 @@ def test_a_checkpoint_of_other_data_under_the_same_name_is_refused(one_epoch, ot
     ({"loss_type": "full"}, "its loss_type is 'sampled', this run's is 'full'. Resume refused"),
     ({"learning_rate": 0.01}, "its learning_rate is 0.001, this run's is 0.01. Resume refused"),
     ({"lr_decay": {"patience": 3}}, "its lr_decay is None, this run's is {'patience': 3}. Resume refused"),
+    # the same weights, tested at another epoch: the selection's comparison and warm-up decide which
+    ({"selection_warmup": 1}, "its model selection's warmup_epochs is 0, this run's is 1. Resume refused"),
+    ({"cdsr_selection": {**SMALL_RUN["cdsr_selection"], "improve": "gt"}},
+     "its model selection's improve is 'ge', this run's is 'gt'. Resume refused"),
 ])
 @pytest.mark.integration
 def test_a_checkpoint_of_other_settings_or_shapes_is_refused(one_epoch, abxi_small_dir, tmp_path, monkeypatch,
@@ -152,6 +156,22 @@ def test_a_checkpoint_of_other_settings_or_shapes_is_refused(one_epoch, abxi_sma
     with pytest.raises(CheckpointMismatchError, match="belongs to another run") as info:
         resume_with(tmp_path, one_epoch, abxi_small_dir, **extra)
     assert difference in str(info.value)
+
+
+@pytest.mark.integration
+def test_a_checkpoint_without_the_newer_selection_keys_resumes_and_patience_may_change(
+        one_epoch, abxi_small_dir, tmp_path, monkeypatch):
+    """Checkpoints written before the selection's improve and warmup_epochs were recorded (fk_llmcdsr's running
+    cells) still resume; patience only says how long training goes on, like epochs."""
+    monkeypatch.chdir(tmp_path)
+    compat.trust_checkpoint_dir(one_epoch.parent)
+    state = compat.load_checkpoint(one_epoch)
+    assert state["run"]["selection"] == {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 0}
+    state["run"]["selection"] = {"mode": "joint", "metric": "MRR"}
+    older = tmp_path / "older.pth"
+    torch.save(state, older)
+    resumed = resume_with(tmp_path, older, abxi_small_dir, selection_warmup=1, selection_patience=3)
+    assert resumed["epochs_run"] == 2
 
 
 @pytest.mark.integration
