@@ -21,6 +21,7 @@ from conftest import DATA_PATH
 from recbole_ifcdsr.enrich import (HEADER, BackendError, CacheError, EnrichCache, Item, OpenAIBackend, Prompt,
                                    PromptError, enrich, export_tsv, item_file, load_prompt, read_items, read_tsv)
 from recbole_ifcdsr.enrich.cli import main as enrich_main
+from recbole_ifcdsr.enrich.runner import input_hashes
 from recbole_ifcdsr.paths import REPO_ROOT
 
 PROMPT = Prompt(system="Describe the product.", user="{title}", generation={"max_tokens": 16, "temperature": 0.0, "seed": 0})
@@ -147,6 +148,33 @@ def test_openai_backend_retries_records_failures_and_reruns_only_failed(tmp_path
     assert cache.texts("openai", "test-model", PROMPT.hash)["tok4"] == "Notes on stall."
     changed = Prompt(PROMPT.system, PROMPT.user, {**PROMPT.generation, "max_tokens": 17})
     assert changed.hash != PROMPT.hash and cache.texts("openai", "test-model", changed.hash) == {}
+
+
+@pytest.mark.integration
+def test_an_item_whose_title_changed_is_generated_again(tmp_path):
+    """A cached text belongs to the title (and domain) it was generated from: after an item's title changes, a
+    rerun asks for that item again and the export uses the new text. Records without an input hash (written
+    before it was recorded) still count for their token."""
+    items = [Item("tok0", "Food", "ok-1"), Item("tok1", "Food", "ok-2")]
+    cache = EnrichCache(tmp_path / "c.jsonl")
+    with ChatServer() as server:
+        backend = OpenAIBackend(server.url, "test-model", api_key_env="NO_KEY_NEEDED", timeout=120.0)
+        first = enrich(items, backend, PROMPT, cache, progress=False)
+        assert (first.cached, first.generated) == (0, 2)
+        assert [r["input_hash"] for r in cache.records()] == [Prompt.input_hash("ok-1", "Food"),
+                                                              Prompt.input_hash("ok-2", "Food")]
+        renamed = [items[0], Item("tok1", "Food", "ok-2 renamed")]
+        server.requests.clear()
+        second = enrich(renamed, backend, PROMPT, cache, progress=False)
+        assert server.requests == {"ok-2 renamed": 1} and (second.cached, second.generated) == (1, 1)
+        assert cache.texts("openai", "test-model", PROMPT.hash, input_hashes(renamed)) == {
+            "tok0": "Notes on ok-1.", "tok1": "Notes on ok-2 renamed."}
+        moved = [Item("tok0", "Kitchen", "ok-1")]  # the template may name the domain
+        assert cache.texts("openai", "test-model", PROMPT.hash, input_hashes(moved)) == {}
+    older = EnrichCache(tmp_path / "older.jsonl")
+    with older:
+        older.append({"token": "tok0", "backend": "openai", "model": "m", "prompt_hash": "h", "text": "old"})
+    assert older.texts("openai", "m", "h", input_hashes(renamed)) == {"tok0": "old"}
 
 
 @pytest.mark.unit

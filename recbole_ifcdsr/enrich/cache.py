@@ -1,11 +1,14 @@
 """Append-only JSONL cache of enrichment attempts: one record per attempt, never rewritten.
 
-A record is ``{token, backend, model, prompt_hash, text | error, tokens, prompt_tokens,
-seconds, attempts, params, time}`` (tokens = completion tokens).
+A record is ``{token, backend, model, prompt_hash, input_hash, text | error, tokens, prompt_tokens,
+seconds, attempts, params, time}`` (tokens = completion tokens; input_hash: the item's title and domain,
+``Prompt.input_hash``).
 Each line is flushed and fsynced before the next item is written, so a crash loses at most the
 items in flight; a torn last line (crash mid-write) is ignored on read and cut off before the next
 append, so it never glues onto a new record. An item is done for a (backend, model, prompt_hash)
-key once it has a record with text; items whose attempts all failed are attempted again next run.
+key once it has a record with text for its current title and domain (an item whose title changed is
+generated again); items whose attempts all failed are attempted again next run. Records written before
+input hashes were recorded have none and count for their token whatever its title.
 """
 from __future__ import annotations
 
@@ -23,6 +26,13 @@ class CacheError(DataError):
 
 def cache_path(data_path: str | os.PathLike, dataset: str, backend: str) -> Path:
     return Path(data_path) / dataset / f"{dataset}.enrich.{backend}.jsonl"
+
+
+def _same_input(record: dict, input_hashes: dict[str, str] | None) -> bool:
+    """A record counts for its item's current inputs; one without an input hash (older) counts as it is."""
+    if input_hashes is None or "input_hash" not in record:
+        return True
+    return record["input_hash"] == input_hashes.get(record["token"])
 
 
 class EnrichCache:
@@ -46,12 +56,15 @@ class EnrichCache:
                 raise CacheError(f"{self.path}:{number}: not a JSON record ({err}); only the last line may be torn") from None
             yield record
 
-    def texts(self, backend: str, model: str, prompt_hash: str) -> dict[str, str]:
-        """token -> generated text for one (backend, model, prompt) key; the first success wins."""
+    def texts(self, backend: str, model: str, prompt_hash: str,
+              input_hashes: dict[str, str] | None = None) -> dict[str, str]:
+        """token -> generated text for one (backend, model, prompt) key; the first success wins. With
+        ``input_hashes`` (token -> ``Prompt.input_hash`` of the item now), a record generated from other
+        inputs does not count."""
         done: dict[str, str] = {}
         for r in self.records():
             if (r.get("backend"), r.get("model"), r.get("prompt_hash")) == (backend, model, prompt_hash) \
-                    and r.get("text") and r["token"] not in done:
+                    and r.get("text") and r["token"] not in done and _same_input(r, input_hashes):
                 done[r["token"]] = r["text"]
         return done
 

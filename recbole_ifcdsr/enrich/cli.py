@@ -25,7 +25,7 @@ from recbole_ifcdsr.enrich.cache import EnrichCache, cache_path
 from recbole_ifcdsr.enrich.export import export_path, export_tsv
 from recbole_ifcdsr.enrich.items import item_file, read_items
 from recbole_ifcdsr.enrich.prompt import DEFAULT_PROMPT_FILE, load_prompt
-from recbole_ifcdsr.enrich.runner import enrich
+from recbole_ifcdsr.enrich.runner import enrich, input_hashes
 from recbole_ifcdsr.errors import run_cli
 from recbole_ifcdsr.paths import default_data_path
 
@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{summary.cached} cached, {summary.generated} generated, {summary.failed} failed in "
               f"{summary.wall_seconds:.1f}s: {summary.tokens} tokens, {summary.tokens_per_second:.2f} tokens/s, "
               f"{summary.seconds_per_item:.2f} s/item (cache {cache.path})")
-    texts = cache.texts(args.backend, model, prompt.hash)
+    texts = cache.texts(args.backend, model, prompt.hash, input_hashes(items))
     rows = export_tsv(out, items, texts, include_title=not args.no_title)
     print(f"wrote {rows} of {len(items)} items to {out} (backend {args.backend}, model {model}, prompt {prompt.hash})")
     if failed:

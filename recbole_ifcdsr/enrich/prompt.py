@@ -38,6 +38,12 @@ class Prompt:
         blob = json.dumps({"system": self.system, "user": self.user, "generation": self.generation}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    @staticmethod
+    def input_hash(title: str, domain: str) -> str:
+        """16 hex digits of SHA-256 over what the template is filled with: a cached text is reused only while
+        its item's title and domain are the ones it was generated from."""
+        return hashlib.sha256(json.dumps([title, domain]).encode()).hexdigest()[:16]
+
     def messages(self, title: str, domain: str) -> list[dict]:
         """Chat messages for one item (OpenAI chat format, also what llama.cpp's chat API takes)."""
         return [{"role": "system", "content": self.system},

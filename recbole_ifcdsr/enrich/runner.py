@@ -30,9 +30,15 @@ class RunSummary:
         return self.wall_seconds / self.attempted if self.attempted else 0.0
 
 
+def input_hashes(items: list[Item]) -> dict[str, str]:
+    """token -> the hash of the title and domain each item's prompt is filled with now."""
+    return {item.token: Prompt.input_hash(item.title, item.domain) for item in items}
+
+
 def enrich(items: list[Item], backend, prompt: Prompt, cache: EnrichCache, progress: bool = True) -> RunSummary:
-    """Generate text for every item lacking a cached success under (backend, model, prompt hash)."""
-    done = cache.texts(backend.name, backend.model, prompt.hash)
+    """Generate text for every item lacking a cached success under (backend, model, prompt hash) for its
+    current title and domain."""
+    done = cache.texts(backend.name, backend.model, prompt.hash, input_hashes(items))
     todo = [item for item in items if item.token not in done]
     summary = RunSummary(cached=len(items) - len(todo))
     if not todo:
@@ -43,6 +49,7 @@ def enrich(items: list[Item], backend, prompt: Prompt, cache: EnrichCache, progr
 
     def on_result(item: Item, outcome: Outcome) -> None:
         record = {"token": item.token, "backend": backend.name, "model": backend.model, "prompt_hash": prompt.hash,
+                  "input_hash": Prompt.input_hash(item.title, item.domain),
                   "tokens": outcome.tokens, "prompt_tokens": outcome.prompt_tokens, "seconds": round(outcome.seconds, 3), "attempts": outcome.attempts,
                   "params": params, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         record.update({"text": outcome.text} if outcome.text else {"error": outcome.error or "no text"})
