@@ -26,8 +26,8 @@ from recbole_ifcdsr.features.encoders import (EncoderUnavailable, SentenceTextEn
                                               resolve_clip_weights)
 from recbole_ifcdsr.features.extract import ExtractionJob, extract
 from recbole_ifcdsr.features.sources import read_item_file
-from recbole_ifcdsr.features.store import (FeatureStoreError, export_float_seq, feature_path, import_float_seq,
-                                           load_aligned, load_features, save_features)
+from recbole_ifcdsr.features.store import (FeatureStoreError, check_stores_fit, export_float_seq, feature_path,
+                                           import_float_seq, load_aligned, load_features, save_features)
 from recbole_ifcdsr.paths import REPO_ROOT
 
 ABO = Path(__file__).parent / "data" / "abo"
@@ -239,6 +239,69 @@ def test_ensure_feature_builds_minilm_store_once(tmp_path, minilm, caplog):
         assert ensure_feature(config, "tiny", "text_minilm") == path
     assert "building" not in caplog.text
     assert ensure_feature(config, "tiny", "not_configured") is None
+
+
+def text_store_config(data_dir: Path, dataset: str) -> dict:
+    """What check_stores_fit reads of a run's config: LLMEMF's text table switched on, image table off."""
+    return {"image_feature": None, "image_fusion": False, "text_feature": "text_minilm", "text_fusion": True,
+            "n_heads": 2, "model": "LLMEMF", "data_path": str(data_dir / dataset), "dataset": dataset}
+
+
+@pytest.mark.integration
+def test_a_store_built_from_other_titles_items_or_text_file_is_refused(tmp_path, caplog):
+    """A store is reused whenever its file exists: one built before a title, the item list or the enriched
+    text file changed was read as it was (renamed items kept the old title's vector, added items had none).
+    Its meta now records what it was built from, and a run or a rebuild without --overwrite refuses it."""
+    _, titles = read_item_file(DATA_PATH / "fk_llmcdsr", "fk_llmcdsr")
+    tokens = list(titles)[:5]
+    text_file = tmp_path / "enriched.tsv"
+    text_file.write_text(f"item_id\ttext\n{tokens[0]}\tGround coffee. Dark roast, smooth and bold.\n")
+    directory = make_dataset(tmp_path, "tiny", tokens, titles)
+    item_file = directory / "tiny.item"
+    spec = {"modality": "text", "encoder": "minilm", "text_file": str(text_file)}
+    job = ExtractionJob(str(directory), "tiny", "text_minilm", spec)
+    extract(job, show_progress=False)
+    config = text_store_config(tmp_path, "tiny")
+    token2id = {"[PAD]": 0, **{t: i + 1 for i, t in enumerate(tokens)}}
+    with caplog.at_level(logging.WARNING):
+        assert check_stores_fit(config, token2id, 6) == [job.path]
+    assert caplog.text == ""
+    meta = load_features(job.path)[3]
+    assert meta["inputs"]["n_items"] == 5 and meta["inputs"]["text_file"] == str(text_file)
+
+    original = item_file.read_text()
+    item_file.write_text(original.replace(titles[tokens[1]], titles[tokens[1]] + " (2 pack)"))
+    texts_differ = f"its item texts differ from the ones {item_file}'s titles and {text_file} give now"
+    with pytest.raises(FeatureStoreError, match=re.escape(f"{job.path}: {texts_differ}; rebuild it (python -m "
+                                                          f"recbole_ifcdsr features extract --dataset=tiny")):
+        check_stores_fit(config, token2id, 6)
+    with pytest.raises(FeatureStoreError, match=re.escape(f"{texts_differ}; --overwrite rebuilds it")):
+        extract(job, show_progress=False)
+    item_file.write_text(original)
+    text_file.write_text(f"item_id\ttext\n{tokens[0]}\tGround coffee. Light roast.\n")
+    with pytest.raises(FeatureStoreError, match=re.escape(texts_differ)):
+        check_stores_fit(config, token2id, 6)
+    item_file.write_text(original + "EXTRA\tX\tA\tA new tea\n")
+    with pytest.raises(FeatureStoreError, match=re.escape(f"built for another item list (5 items; {item_file} lists 6")):
+        check_stores_fit(config, token2id, 6)
+
+    extract(job, overwrite=True, show_progress=False)
+    assert check_stores_fit(config, {**token2id, "EXTRA": 6}, 7) == [job.path]
+    text_file.unlink()  # nothing left to compare the texts with: a warning, the store is used
+    with caplog.at_level(logging.WARNING):
+        assert check_stores_fit(config, {**token2id, "EXTRA": 6}, 7) == [job.path]
+    assert f"the text file it was built from, {text_file}, is gone" in caplog.text
+
+
+@pytest.mark.unit
+def test_a_store_without_an_inputs_record_is_used_with_a_warning(tmp_path, caplog):
+    """Stores built before inputs were recorded (the shipped tables' title stores) still load."""
+    directory = make_dataset(tmp_path, "d", ["A", "B"], {"A": "Green tea", "B": "Tea pot"})
+    path = feature_path(directory, "d", "text_minilm")
+    save_features(path, ["A", "B"], np.ones((2, 4), dtype=np.float32), [True, True], {"encoder": "test"})
+    with caplog.at_level(logging.WARNING):
+        assert check_stores_fit(text_store_config(tmp_path, "d"), {"[PAD]": 0, "A": 1, "B": 2}, 3) == [path]
+    assert "it was built before stores recorded their inputs, so it cannot be checked against the item file" in caplog.text
 
 
 @pytest.mark.unit

@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             tokens, vectors, mask = import_float_seq(args.item_file, args.field or args.feature)
             path = feature_path(dataset_dir, args.dataset, args.feature)
             save_features(path, tokens, vectors, mask, {"encoder": "imported", "weights": "unknown",
-                                                        "preprocessing": "unknown", "source": str(args.item_file)})
+                                                        "preprocessing": "unknown", "source": str(args.item_file),
+                                                        "inputs": {"imported_from": str(args.item_file)}})
             print(f"wrote {int(mask.sum())} of {len(tokens)} items to {path}")
         return 0
 

@@ -27,8 +27,9 @@ from recbole_ifcdsr import io
 from recbole_ifcdsr.errors import ConfigError
 from recbole_ifcdsr.features.chunks import OK, STATUS_NAMES, chunk_bounds, finished_parts, part_path, process_chunk
 from recbole_ifcdsr.features.encoders import build_encoder
-from recbole_ifcdsr.features.sources import build_source, read_item_file
-from recbole_ifcdsr.features.store import feature_path, load_features, save_features
+from recbole_ifcdsr.features.inputs import inputs_record, stale_reason
+from recbole_ifcdsr.features.sources import TextSource, build_source, read_item_file
+from recbole_ifcdsr.features.store import FeatureStoreError, feature_path, load_features, save_features
 
 RUN_KEYS = ("device", "workers", "engine", "ray_address", "ray_actors")  # how to run, not what to compute
 
@@ -87,12 +88,19 @@ class ExtractionReport:
                 f"({rate:.1f} items/s)")
 
 
-def _signature(job: ExtractionJob, tokens: list, encoder_meta: dict) -> dict:
+def _inputs(job: ExtractionJob, tokens: list, source) -> dict:
+    """The store's ``inputs`` meta (inputs.py): its items, and for a text store every item's text."""
+    return inputs_record(tokens, source.texts if isinstance(source, TextSource) else None, job.spec.get("text_file"))
+
+
+def _signature(job: ExtractionJob, tokens: list, encoder_meta: dict, source) -> dict:
+    """What a partial folder's chunks were computed from: a resumed run whose texts changed starts over."""
     return {
         "dataset": job.dataset, "feature": job.feature,
         "spec": {k: v for k, v in sorted(job.spec.items()) if k not in RUN_KEYS},
         "encoder": encoder_meta, "n_items": len(tokens),
         "tokens_sha256": hashlib.sha256("\n".join(tokens).encode()).hexdigest(),
+        "inputs": _inputs(job, tokens, source),
     }
 
 
@@ -121,6 +129,9 @@ def extract(job: ExtractionJob, engine: str = "local", overwrite: bool = False, 
     """Build (or finish building) the store ``job.path``; see the module docstring."""
     if job.path.is_file() and not overwrite:
         tokens, _, mask, meta = load_features(job.path)
+        reason = stale_reason(meta, job.dataset_dir, job.dataset)
+        if reason:
+            raise FeatureStoreError(f"{job.path}: {reason}; --overwrite rebuilds it")
         logger.info(f"{job.path} exists ({int(mask.sum())} of {len(tokens)} items encoded); --overwrite rebuilds it")
         counts = meta.get("counts", {})
         return ExtractionReport(job.path, len(tokens), int(mask.sum()), counts.get("missing", 0),
@@ -128,7 +139,7 @@ def extract(job: ExtractionJob, engine: str = "local", overwrite: bool = False, 
     tokens, titles = read_item_file(job.dataset_dir, job.dataset)
     encoder = build_encoder(job.spec, allow_download=allow_download)
     source = build_source(job.spec, titles)
-    state = _open_partial(job, _signature(job, tokens, encoder.meta()))
+    state = _open_partial(job, _signature(job, tokens, encoder.meta(), source))
     chunks = chunk_bounds(len(tokens), job.chunk_size)
     done = finished_parts(job.partial_dir, len(chunks))
     pending = [i for i in range(len(chunks)) if i not in done]
@@ -162,7 +173,7 @@ def _assemble(job, tokens, chunks, encoder, source, state, seconds, computed) ->
     vectors, status = np.concatenate(vectors), np.concatenate(status)
     counts = {name: int((status == code).sum()) for code, name in STATUS_NAMES.items()}
     meta = {**encoder.meta(), "source": source.origin, "dataset": job.dataset, "feature": job.feature,
-            "modality": encoder.modality, "date": state["date"],
+            "modality": encoder.modality, "date": state["date"], "inputs": _inputs(job, tokens, source),
             "counts": {"encoded": counts["ok"], "missing": counts["missing"], "corrupt": counts["corrupt"]}}
     problems = [(tokens[i], STATUS_NAMES[int(status[i])], reasons[i]) for i in np.flatnonzero(status != OK)]
     with io.atomic_file(job.report_path, "w") as f:

@@ -16,6 +16,7 @@ RecBole's own ``float_seq`` item field is supported for interoperability on smal
 from __future__ import annotations
 
 import json
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -24,6 +25,9 @@ import numpy as np
 
 from recbole_ifcdsr import io
 from recbole_ifcdsr.errors import DataError, brief
+from recbole_ifcdsr.features.inputs import records_inputs, stale_reason
+
+logger = logging.getLogger(__name__)
 
 
 class FeatureStoreError(DataError):
@@ -156,9 +160,10 @@ FROZEN_STORE_KEYS = {"image_feature": "image_fusion", "text_feature": "text_fusi
 
 
 def check_stores_fit(config, token2id: dict, n_items: int) -> list[Path]:
-    """Before the model is built: every store its config switches on loads cleanly and has a width the
-    model's encoders accept (they keep the table's width, so it must be a multiple of ``n_heads``).
-    A bad store then fails naming the store, not deep inside the model. Returns the stores checked."""
+    """Before the model is built: every store its config switches on loads cleanly, was built from the item
+    file's items and texts as they are now (features/inputs.py), and has a width the model's encoders accept
+    (they keep the table's width, so it must be a multiple of ``n_heads``). A bad store then fails naming the
+    store, not deep inside the model. Returns the stores checked."""
     checked = []
     for key, switch in FROZEN_STORE_KEYS.items():
         if config[key] is None or not config[switch]:
@@ -166,7 +171,15 @@ def check_stores_fit(config, token2id: dict, n_items: int) -> list[Path]:
         path = feature_path(config["data_path"], config["dataset"], config[key])
         if not path.is_file():
             continue  # the model runs without it and says so
-        vectors, _, _ = load_aligned(path, token2id, n_items)
+        vectors, _, meta = load_aligned(path, token2id, n_items)
+        rebuild = (f"python -m recbole_ifcdsr features extract --dataset={config['dataset']} --feature={config[key]} "
+                   f"... --overwrite")
+        reason = stale_reason(meta, config["data_path"], config["dataset"])
+        if reason:
+            raise FeatureStoreError(f"{path}: {reason}; rebuild it ({rebuild})")
+        unchecked = records_inputs(meta)
+        if unchecked:
+            logger.warning(f"{path}: {unchecked}; it is used as it is ({rebuild} rebuilds it with that record)")
         heads = config["n_heads"]
         if heads and vectors.shape[1] % int(heads):
             raise FeatureStoreError(
