@@ -89,8 +89,11 @@ class ExtractionReport:
 
 
 def _inputs(job: ExtractionJob, tokens: list, source) -> dict:
-    """The store's ``inputs`` meta (inputs.py): its items, and for a text store every item's text."""
-    return inputs_record(tokens, source.texts if isinstance(source, TextSource) else None, job.spec.get("text_file"))
+    """The store's ``inputs`` meta (inputs.py): its items, and for a text store every item's text (the text
+    file's path made absolute, so a run from another folder finds it)."""
+    text_file = job.spec.get("text_file")
+    return inputs_record(tokens, source.texts if isinstance(source, TextSource) else None,
+                         os.path.abspath(text_file) if text_file else None)
 
 
 def _signature(job: ExtractionJob, tokens: list, encoder_meta: dict, source) -> dict:
