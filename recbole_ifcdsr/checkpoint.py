@@ -3,8 +3,8 @@
 A checkpoint knows its run: model, dataset, the settings that change the data, the evaluation or
 the model's inputs (:data:`RUN_KEYS`), the model's and optimiser's own settings (:func:`model_keys`:
 a changed temperature, loss or learning rate with the same shapes would otherwise resume silently
-into another model), a SHA-256 of every atomic file and feature store the run
-read, and the shape of every tensor of the model. A resume whose run differs in any of these is
+into another model), a SHA-256 of every atomic file the run read and of every feature store's tokens,
+vectors and mask, and the shape of every tensor of the model. A resume whose run differs in any of these is
 refused with one line that says which run the checkpoint belongs to; otherwise it would report
 another dataset's numbers under this one's name, or fail deep inside ``load_state_dict``.
 
@@ -27,7 +27,7 @@ import torch
 from recbole_ifcdsr import compat
 from recbole_ifcdsr.config import model_yaml_files
 from recbole_ifcdsr.errors import CheckpointError, CheckpointMismatchError, brief
-from recbole_ifcdsr.features.store import FROZEN_STORE_KEYS, feature_path
+from recbole_ifcdsr.features.store import FROZEN_STORE_KEYS, feature_path, load_features
 from recbole_ifcdsr.yamlfile import read_yaml
 
 FORMAT = 4  # 1: no run record and no random state (before resume was checked); 2: results per domain, not a
@@ -63,6 +63,16 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _store_digest(path: Path) -> str:
+    """SHA-256 of what a run reads of a feature store (tokens, vectors, mask), not of its file: a rebuild that
+    gives the same vectors (the extraction is deterministic) changes the meta's date, not the run."""
+    tokens, vectors, mask, _ = load_features(path)
+    digest = hashlib.sha256("\n".join(tokens.tolist()).encode("utf-8"))
+    digest.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    digest.update(np.ascontiguousarray(mask, dtype=bool).tobytes())
+    return digest.hexdigest()
+
+
 def model_keys(model_name: str, model_class: type) -> list[str]:
     """The model's own settings: every key of its YAML files (RecBole's for a RecBole model, then the
     plug-in's along the class hierarchy) and the optimiser's, less :data:`NOT_MODEL_KEYS`."""
@@ -83,7 +93,7 @@ def run_identity(config, dataset, model: torch.nn.Module) -> dict:
         if config[key] is not None and config[switch]:
             path = feature_path(config["data_path"], config["dataset"], config[key])
             if path.is_file():
-                features[path.name] = _file_digest(path)
+                features[path.name] = _store_digest(path)
     return {
         "model": config["model"],
         "dataset": config["dataset"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import http.server
 import logging
 import os
@@ -244,7 +245,8 @@ def test_ensure_feature_builds_minilm_store_once(tmp_path, minilm, caplog):
 def text_store_config(data_dir: Path, dataset: str) -> dict:
     """What check_stores_fit reads of a run's config: LLMEMF's text table switched on, image table off."""
     return {"image_feature": None, "image_fusion": False, "text_feature": "text_minilm", "text_fusion": True,
-            "n_heads": 2, "model": "LLMEMF", "data_path": str(data_dir / dataset), "dataset": dataset}
+            "n_heads": 2, "model": "LLMEMF", "data_path": str(data_dir / dataset), "dataset": dataset,
+            "item_features": None}
 
 
 @pytest.mark.integration
@@ -301,7 +303,66 @@ def test_a_store_without_an_inputs_record_is_used_with_a_warning(tmp_path, caplo
     save_features(path, ["A", "B"], np.ones((2, 4), dtype=np.float32), [True, True], {"encoder": "test"})
     with caplog.at_level(logging.WARNING):
         assert check_stores_fit(text_store_config(tmp_path, "d"), {"[PAD]": 0, "A": 1, "B": 2}, 3) == [path]
-    assert "it was built before stores recorded their inputs, so it cannot be checked against the item file" in caplog.text
+    assert "it records no inputs (built before stores recorded them), so it cannot be checked" in caplog.text
+
+
+@pytest.mark.unit
+def test_an_inputs_record_without_its_hashes_is_never_read_as_checked(tmp_path):
+    from recbole_ifcdsr.features.inputs import records_inputs, stale_reason
+
+    directory = make_dataset(tmp_path, "d", ["A", "B"], {"A": "Green tea", "B": "Tea pot"})
+    assert stale_reason({"inputs": {"items_sha256": "x"}}, directory, "d").startswith(
+        "it was built for another item list (? items; ")
+    assert records_inputs({"inputs": {}}, directory).startswith("it records no inputs")
+    assert records_inputs({"inputs": {"imported_from": "x.item"}}, directory) is None
+
+
+@pytest.mark.integration
+def test_a_text_store_must_come_from_the_text_file_its_spec_names(tmp_path):
+    """A store built from the titles was reused when the spec (the extract command's or a run's item_features)
+    named an enriched file, and vice versa. A text file inside the dataset folder is recorded relative to it,
+    so a copied dataset folder checks its own copy."""
+    _, titles = read_item_file(DATA_PATH / "fk_llmcdsr", "fk_llmcdsr")
+    tokens = list(titles)[:4]
+    directory = make_dataset(tmp_path, "tiny", tokens, titles)
+    (directory / "enriched.tsv").write_text(f"item_id\ttext\n{tokens[0]}\tGround coffee. Dark roast.\n")
+    plain = {"modality": "text", "encoder": "minilm"}
+    enriched = {**plain, "text_file": str(directory / "enriched.tsv")}
+    extract(ExtractionJob(str(directory), "tiny", "text_minilm", plain), show_progress=False)
+    with pytest.raises(FeatureStoreError, match=re.escape("it was built from the titles alone, and its spec names "
+                                                          "enriched.tsv; --overwrite rebuilds it")):
+        extract(ExtractionJob(str(directory), "tiny", "text_minilm", enriched), show_progress=False)
+    config = {**text_store_config(tmp_path, "tiny"), "item_features": {"text_minilm": enriched}}
+    token2id = {"[PAD]": 0, **{t: i + 1 for i, t in enumerate(tokens)}}
+    with pytest.raises(FeatureStoreError, match="it was built from the titles alone, and its spec names enriched.tsv"):
+        check_stores_fit(config, token2id, 5)
+
+    extract(ExtractionJob(str(directory), "tiny", "text_minilm", enriched), overwrite=True, show_progress=False)
+    assert load_features(directory / "tiny.text_minilm.npz")[3]["inputs"]["text_file"] == "enriched.tsv"
+    assert check_stores_fit(config, token2id, 5) == [directory / "tiny.text_minilm.npz"]
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy / "tiny")
+    (copy / "tiny" / "enriched.tsv").write_text(f"item_id\ttext\n{tokens[0]}\tGround coffee. Light roast.\n")
+    copied = {**text_store_config(copy, "tiny"), "item_features": None}
+    with pytest.raises(FeatureStoreError, match=re.escape(f"and {copy / 'tiny' / 'enriched.tsv'} give now")):
+        check_stores_fit(copied, token2id, 5)
+    assert check_stores_fit({**config, "item_features": None}, token2id, 5)  # the original is untouched
+
+
+@pytest.mark.unit
+def test_a_partial_folder_left_before_inputs_were_recorded_is_resumed(tmp_path):
+    """Its chunks were computed by the same job; only the signature's new key is missing."""
+    from recbole_ifcdsr.features.extract import _open_partial
+
+    job = ExtractionJob(str(tmp_path), "d", "image", {"modality": "image"})
+    signature = {"dataset": "d", "feature": "image", "tokens_sha256": "t", "inputs": {"items_sha256": "i"}}
+    job.partial_dir.mkdir(parents=True)
+    (job.partial_dir / "manifest.json").write_text(json.dumps({"signature": {"dataset": "d", "feature": "image",
+                                                                             "tokens_sha256": "t"}, "date": "then"}))
+    (job.partial_dir / "part-000000.npz").write_bytes(b"kept")
+    assert _open_partial(job, signature)["date"] == "then" and (job.partial_dir / "part-000000.npz").is_file()
+    assert _open_partial(job, {**signature, "tokens_sha256": "other"})["date"] != "then"  # another job: discarded
+    assert not (job.partial_dir / "part-000000.npz").exists()
 
 
 @pytest.mark.unit

@@ -3,6 +3,7 @@ another run (other data, settings or shapes), a truncated one or an old one is r
 import logging
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -172,6 +173,24 @@ def test_a_checkpoint_without_the_newer_selection_keys_resumes_and_patience_may_
     torch.save(state, older)
     resumed = resume_with(tmp_path, older, abxi_small_dir, selection_warmup=1, selection_patience=3)
     assert resumed["epochs_run"] == 2
+
+
+@pytest.mark.unit
+def test_a_checkpoint_hashes_what_a_run_reads_of_a_feature_store_not_its_meta(tmp_path):
+    """Rebuilding a store gives the same vectors but another meta (its date, its inputs record): resumes go on.
+    Another vector, token or mask is another store."""
+    from recbole_ifcdsr.features.store import save_features
+
+    path = tmp_path / "d.text.npz"
+    vectors = np.arange(8, dtype=np.float32).reshape(2, 4)
+    save_features(path, ["A", "B"], vectors, [True, True], {"encoder": "e", "date": "then"})
+    before = checkpoint._store_digest(path)
+    save_features(path, ["A", "B"], vectors, [True, True], {"encoder": "e", "date": "now", "inputs": {}})
+    assert checkpoint._store_digest(path) == before
+    for tokens, rows, mask in ((["A", "C"], vectors, [True, True]), (["A", "B"], vectors + 1, [True, True]),
+                               (["A", "B"], vectors, [True, False])):
+        save_features(path, tokens, rows, mask, {"encoder": "e"})
+        assert checkpoint._store_digest(path) != before
 
 
 @pytest.mark.integration

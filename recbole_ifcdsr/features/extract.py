@@ -27,7 +27,7 @@ from recbole_ifcdsr import io
 from recbole_ifcdsr.errors import ConfigError
 from recbole_ifcdsr.features.chunks import OK, STATUS_NAMES, chunk_bounds, finished_parts, part_path, process_chunk
 from recbole_ifcdsr.features.encoders import build_encoder
-from recbole_ifcdsr.features.inputs import inputs_record, stale_reason
+from recbole_ifcdsr.features.inputs import inputs_record, recorded_path, stale_reason
 from recbole_ifcdsr.features.sources import TextSource, build_source, read_item_file
 from recbole_ifcdsr.features.store import FeatureStoreError, feature_path, load_features, save_features
 
@@ -89,11 +89,10 @@ class ExtractionReport:
 
 
 def _inputs(job: ExtractionJob, tokens: list, source) -> dict:
-    """The store's ``inputs`` meta (inputs.py): its items, and for a text store every item's text (the text
-    file's path made absolute, so a run from another folder finds it)."""
-    text_file = job.spec.get("text_file")
+    """The store's ``inputs`` meta (inputs.py): its items, and for a text store its text file and every item's
+    text."""
     return inputs_record(tokens, source.texts if isinstance(source, TextSource) else None,
-                         os.path.abspath(text_file) if text_file else None)
+                         recorded_path(job.spec.get("text_file"), job.dataset_dir))
 
 
 def _signature(job: ExtractionJob, tokens: list, encoder_meta: dict, source) -> dict:
@@ -107,13 +106,17 @@ def _signature(job: ExtractionJob, tokens: list, encoder_meta: dict, source) -> 
     }
 
 
+def _without_inputs(signature: dict) -> dict:
+    return {key: value for key, value in signature.items() if key != "inputs"}
+
+
 def _open_partial(job: ExtractionJob, signature: dict) -> dict:
     """Create or reuse the partial folder; a folder left by a different job is discarded (with a warning)."""
     manifest = job.partial_dir / "manifest.json"
     if manifest.is_file():
         old = json.loads(manifest.read_text())
-        if old.get("signature") == signature:
-            return old
+        if old.get("signature") in (signature, _without_inputs(signature)):  # the latter: a folder left by a
+            return old  # version that did not record inputs (its chunks are as valid: the job is the same)
         logger.warning(f"{job.partial_dir}: left by a different extraction job; starting over")
         shutil.rmtree(job.partial_dir)
     job.partial_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +135,7 @@ def extract(job: ExtractionJob, engine: str = "local", overwrite: bool = False, 
     """Build (or finish building) the store ``job.path``; see the module docstring."""
     if job.path.is_file() and not overwrite:
         tokens, _, mask, meta = load_features(job.path)
-        reason = stale_reason(meta, job.dataset_dir, job.dataset)
+        reason = stale_reason(meta, job.dataset_dir, job.dataset, job.spec)
         if reason:
             raise FeatureStoreError(f"{job.path}: {reason}; --overwrite rebuilds it")
         logger.info(f"{job.path} exists ({int(mask.sum())} of {len(tokens)} items encoded); --overwrite rebuilds it")

@@ -2,7 +2,8 @@
 
 One file per (dataset, feature): ``tokens`` (item tokens, as in the .item file), ``vectors``
 (float32 [n, dim]), ``mask`` (bool [n]: the item has a real feature; rows with False are ignored)
-and ``meta`` (JSON: encoder, weights, dim, preprocessing, date). Stored uncompressed so loading is
+and ``meta`` (JSON: encoder, weights, dim, preprocessing, date, and ``inputs``: what it was built from,
+features/inputs.py). Stored uncompressed so loading is
 a memory copy (100k x 512 loads in well under 2 s; ``bench/feature_throughput.py`` measures it).
 Items missing from the file, or masked, simply have no feature: that is normal.
 
@@ -174,10 +175,11 @@ def check_stores_fit(config, token2id: dict, n_items: int) -> list[Path]:
         vectors, _, meta = load_aligned(path, token2id, n_items)
         rebuild = (f"python -m recbole_ifcdsr features extract --dataset={config['dataset']} --feature={config[key]} "
                    f"... --overwrite")
-        reason = stale_reason(meta, config["data_path"], config["dataset"])
+        spec = (config["item_features"] or {}).get(config[key])
+        reason = stale_reason(meta, config["data_path"], config["dataset"], None if spec is None else dict(spec))
         if reason:
             raise FeatureStoreError(f"{path}: {reason}; rebuild it ({rebuild})")
-        unchecked = records_inputs(meta)
+        unchecked = records_inputs(meta, config["data_path"])
         if unchecked:
             logger.warning(f"{path}: {unchecked}; it is used as it is ({rebuild} rebuilds it with that record)")
         heads = config["n_heads"]
