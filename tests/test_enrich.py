@@ -151,7 +151,7 @@ def test_openai_backend_retries_records_failures_and_reruns_only_failed(tmp_path
 
 
 @pytest.mark.integration
-def test_an_item_whose_title_changed_is_generated_again(tmp_path):
+def test_an_item_whose_title_changed_is_generated_again(tmp_path, capsys):
     """A cached text belongs to the title (and domain) it was generated from: after an item's title changes, a
     rerun asks for that item again and the export uses the new text. Records without an input hash (written
     before it was recorded) still count for their token."""
@@ -161,8 +161,8 @@ def test_an_item_whose_title_changed_is_generated_again(tmp_path):
         backend = OpenAIBackend(server.url, "test-model", api_key_env="NO_KEY_NEEDED", timeout=120.0)
         first = enrich(items, backend, PROMPT, cache, progress=False)
         assert (first.cached, first.generated) == (0, 2)
-        assert [r["input_hash"] for r in cache.records()] == [Prompt.input_hash("ok-1", "Food"),
-                                                              Prompt.input_hash("ok-2", "Food")]
+        assert {r["token"]: r["input_hash"] for r in cache.records()} == {  # in the order the answers came
+            "tok0": Prompt.input_hash("ok-1", "Food"), "tok1": Prompt.input_hash("ok-2", "Food")}
         renamed = [items[0], Item("tok1", "Food", "ok-2 renamed")]
         server.requests.clear()
         second = enrich(renamed, backend, PROMPT, cache, progress=False)
@@ -171,6 +171,16 @@ def test_an_item_whose_title_changed_is_generated_again(tmp_path):
             "tok0": "Notes on ok-1.", "tok1": "Notes on ok-2 renamed."}
         moved = [Item("tok0", "Kitchen", "ok-1")]  # the template may name the domain
         assert cache.texts("openai", "test-model", PROMPT.hash, input_hashes(moved)) == {}
+    write_item_file(tmp_path, "tiny", [("tok0", "Food", "ok-1"), ("tok1", "Food", "ok-2 renamed again")])
+    cache.path.rename(tmp_path / "tiny" / "tiny.enrich.openai.jsonl")
+    prompt_file = tmp_path / "prompt.yaml"
+    prompt_file.write_text('system: "Describe the product."\nuser: "{title}"\nmax_tokens: 16\ntemperature: 0.0\nseed: 0\n')
+    assert load_prompt(prompt_file).hash == PROMPT.hash
+    assert enrich_main(["--dataset=tiny", "--backend=openai", "--model=test-model", "--export_only",
+                        f"--prompt={prompt_file}", f"--data_path={tmp_path}", "--no_progress"]) == 0
+    assert list(read_tsv(tmp_path / "tiny" / "tiny.enrich.openai.tsv")) == ["tok0"]
+    assert ("1 items have a cached text generated from another title or domain, left out of the export; run "
+            "without --export_only to generate them again") in capsys.readouterr().err
     older = EnrichCache(tmp_path / "older.jsonl")
     with older:
         older.append({"token": "tok0", "backend": "openai", "model": "m", "prompt_hash": "h", "text": "old"})

@@ -109,6 +109,11 @@ def _run(args: argparse.Namespace) -> int:
     texts = cache.texts(args.backend, model, prompt.hash, input_hashes(items))
     rows = export_tsv(out, items, texts, include_title=not args.no_title)
     print(f"wrote {rows} of {len(items)} items to {out} (backend {args.backend}, model {model}, prompt {prompt.hash})")
+    any_input = cache.texts(args.backend, model, prompt.hash) if args.export_only else {}
+    renamed = sum(1 for item in items if item.token not in texts and item.token in any_input)
+    if renamed:
+        print(f"{renamed} items have a cached text generated from another title or domain, left out of the export; "
+              f"run without --export_only to generate them again", file=sys.stderr)
     if failed:
         print(f"{failed} items failed (recorded in the cache); run the same command again to retry them", file=sys.stderr)
         return 1
