@@ -25,6 +25,12 @@ ALIASES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    """argparse wraps usage lines at COLUMNS: below about 57 a usage line breaks after the program name."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
 @pytest.mark.unit
 def test_config_options_take_both_styles():
     assert cli.config_options(["--epochs", "5", "--seed=3", "--learning_rate", "-0.1", "--x={'a': 1}"]) == \

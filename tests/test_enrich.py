@@ -126,6 +126,11 @@ def test_openai_backend_retries_records_failures_and_reruns_only_failed(tmp_path
         answered = [item for item in items if item.title != "stall"]
         first = enrich(answered, backend, PROMPT, cache, progress=False)
         stall = enrich([items[4]], stalled, PROMPT, cache, progress=False)
+        # the client gave up on each "stall" attempt after 0.2 s: its third request may reach the server's
+        # handler thread only after enrich returned, so wait for it (a hang guard only) before counting
+        deadline = time.monotonic() + 300
+        while server.requests["stall"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert server.requests == {"ok-1": 1, "ok-2": 1, "flaky": 2, "limited": 2, "stall": 3, "bad": 1, "empty": 1}
         assert set(server.auth) == {"Bearer secret-1"}
         assert all(b["model"] == "test-model" and b["temperature"] == 0.0 and b["max_tokens"] == 16 for b in server.bodies)

@@ -298,7 +298,7 @@ def test_a_wall_clock_budget_reports_no_cpu_seconds(abxi_small_dir, tmp_path, mo
     run = settings(abxi_small_dir, tmp_path / "saved", epochs=2, max_train_minutes=0)
     wall = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
     assert (wall["epochs_run"], wall["stop_reason"], wall["train_cpu_seconds"]) == (1, "0 wall-minute budget", None)
-    assert wall["train_seconds"] > 0
+    assert isinstance(wall["train_seconds"], float) and wall["train_seconds"] >= 0  # one batch: 0.0 on a fast machine
 
 
 PER_DOMAIN = {"cdsr_selection": {"mode": "per_domain", "metric": "MRR", "improve": "gt", "warmup_epochs": 0,
