@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,17 @@ def pytest_collection_modifyitems(items):
              if len(tiers := [m.name for m in item.iter_markers() if m.name in TIERS]) != 1]
     if wrong:
         raise pytest.UsageError("tests need exactly one of the markers " + ", ".join(TIERS) + ":\n  " + "\n  ".join(wrong))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_pytest_options_in_settings():
+    """RecBole's Config reads ``--key=value`` options from sys.argv, so pytest's own (``--maxfail=1``) would
+    become settings of every run a test starts in process; autouse at session scope, so it precedes the
+    session's dataset fixtures."""
+    saved = sys.argv[:]
+    sys.argv[1:] = []
+    yield
+    sys.argv[:] = saved
 
 
 def shared_data_dir() -> Path:
