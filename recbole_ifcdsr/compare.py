@@ -533,10 +533,10 @@ def run_grid(args: argparse.Namespace, specs: list, config_files: list[str], ove
             cells.append((cell_request(model, args.dataset, seed, config_files, overrides + own, label), overrides + own))
 
     def run(cell):
-        start = time.time()
+        start = time.monotonic()
         ok, how = run_cell(cell[0], out_dir, config_files, cell[1], resume=args.resume)
         print(f"[{time.strftime('%H:%M:%S')}] {row_label(cell[0])} seed {cell[0]['seed']}: {how} "
-              f"({time.time() - start:.0f}s)", flush=True)
+              f"({time.monotonic() - start:.0f}s)", flush=True)
         return ok, how
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:

@@ -63,7 +63,7 @@ def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_d
     """Train ``model`` on ``dataset`` per the dataset's recipe and return the results dict (results.py; also
     written to ``results_file`` when set). ``argv``: command-line ``--key=value`` settings (None: RecBole's
     reading of ``sys.argv``)."""
-    wall_start = time.time()
+    wall_start = time.monotonic()
     # configurations initialization
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict, argv=argv)
     init_seed(config["seed"], config["reproducibility"])
@@ -104,7 +104,7 @@ def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_d
         logger.info(f"model file written to {write_for_run(config, dataset, model, trainer.best_model_file)}")
 
     # results: the table in the log, the JSON in results_file
-    result = results_json(config, run, wall_seconds=time.time() - wall_start)
+    result = results_json(config, run, wall_seconds=time.monotonic() - wall_start)
     logger.info(set_color("results", "yellow") + "\n" + run["result"].table(config["domains"], result["protocols"]))
     if config["results_file"]:
         io.write_json(config["results_file"], result)

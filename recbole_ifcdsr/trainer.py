@@ -61,7 +61,7 @@ class TrainingBudget:
     def __init__(self, minutes: float | None, cpu: bool):
         self.limit = None if minutes is None else float(minutes) * 60.0
         self.cpu = cpu
-        self.clock = time.process_time if cpu else time.time
+        self.clock = time.process_time if cpu else time.monotonic
         self.used = 0.0
 
     def exhausted(self, extra: float = 0.0) -> bool:
@@ -137,7 +137,7 @@ class CrossDomainTrainer(Trainer):
         self.budget_used = 0.0  # seconds of the training budget spent (kept across resume)
         self.epoch_losses: list = []  # training loss of every epoch (kept across resume)
         self.run_identity: dict | None = None  # what this run is; set_run before checkpoints are written
-        self.process_start = time.time()  # when this process started the run (set_run: before data loading)
+        self.process_start = time.monotonic()  # when this process started the run (set_run: before data loading)
         self.earlier_wall_seconds: float | None = 0.0  # wall time of the run's earlier processes, to their last
         # checkpoint (kept across resume); None: resumed from a checkpoint written before checkpoints recorded it
         self._resumed_random: dict | None = None  # random states and data order to restore when fit starts
@@ -147,7 +147,7 @@ class CrossDomainTrainer(Trainer):
 
     def set_run(self, identity: dict, process_start: float | None = None) -> None:
         """The record of this run (checkpoint.run_identity) that each checkpoint carries; ``process_start``:
-        ``time.time()`` when this process began the run, so its wall time includes loading the data."""
+        ``time.monotonic()`` when this process began the run, so its wall time includes loading the data."""
         self.run_identity = identity
         if process_start is not None:
             self.process_start = process_start
@@ -157,7 +157,7 @@ class CrossDomainTrainer(Trainer):
         when an earlier process's is unknown."""
         if self.earlier_wall_seconds is None:
             return None
-        return self.earlier_wall_seconds + time.time() - self.process_start
+        return self.earlier_wall_seconds + time.monotonic() - self.process_start
 
     def _where(self, epoch: int, batch: int | None = None) -> str:
         where = f"{self.config['model']} on {self.config['dataset']}, epoch {epoch}"
@@ -280,9 +280,9 @@ class CrossDomainTrainer(Trainer):
 
     # ---- training with recipe selection ------------------------------------------------------
     def _evaluate_split(self, evaluator: ProtocolEvaluator, split: str, pass_index: int, show_progress: bool) -> dict:
-        start = time.time()
+        start = time.monotonic()
         result = evaluator.evaluate(self.model, split, pass_index=pass_index, show_progress=show_progress)
-        self.eval_seconds += time.time() - start
+        self.eval_seconds += time.monotonic() - start
         return result
 
     def _keep_best(self, domains: list, epoch: int, saved: bool) -> None:
@@ -352,12 +352,12 @@ class CrossDomainTrainer(Trainer):
         for epoch in range(epochs if self._resumed_stop else self.start_epoch, epochs):
             out_of_time = cut = False
             if self.trainable:
-                start = time.time()
+                start = time.monotonic()
                 loader = _UntilBudget(train_data, budget) if budget.limit is not None else train_data
                 loss = self._train_epoch(loader, epoch, show_progress=show_progress)
                 self.epoch_losses.append(loss)
-                self.train_seconds += time.time() - start
-                self.logger.info(self._generate_train_loss_output(epoch, start, time.time(), loss))
+                self.train_seconds += time.monotonic() - start
+                self.logger.info(self._generate_train_loss_output(epoch, start, time.monotonic(), loss))
                 self.budget_used = budget.used
                 cut = isinstance(loader, _UntilBudget) and loader.cut
                 # spent on the final epoch's last batch, the epochs ended the run, not the budget
