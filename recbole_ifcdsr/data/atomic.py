@@ -84,6 +84,13 @@ def quote_problem(value: str) -> str | None:
     return None
 
 
+def quote_problems(line: str, names: list[str], cells: list[str]) -> list[tuple[str, str]]:
+    """(column, problem) for each cell of a line that RecBole's reader would misread (:func:`quote_problem`)."""
+    if '"' not in line:  # most lines hold no quote at all
+        return []
+    return [(name, problem) for name, value in zip(names, cells) if (problem := quote_problem(value))]
+
+
 def check_atomic_file(path: str | os.PathLike, columns: set | None, required: tuple = (),
                       separator: str = "\t", seq_separator: str = " ", unique: str | None = None) -> str:
     """Check one atomic file (see the module docstring); returns the sha256 of its bytes.
@@ -125,10 +132,9 @@ def check_atomic_file(path: str | os.PathLike, columns: set | None, required: tu
             cells = line.split(separator)
             if len(cells) != n_fields:
                 raise DataError(f"{path}:{lineno}: {len(cells)} fields, the header has {n_fields} ({', '.join(names)})")
-            for name, value in zip(names, cells) if '"' in line else ():  # most lines hold no quote at all
-                problem = quote_problem(value)
-                if problem:
-                    raise DataError(f"{path}:{lineno}: {name}: {problem}")
+            quoted = quote_problems(line, names, cells)
+            if quoted:
+                raise DataError(f"{path}:{lineno}: {quoted[0][0]}: {quoted[0][1]}")
             if id_column is not None:
                 earlier = first_line.setdefault(cells[id_column], lineno)
                 if earlier != lineno:

@@ -95,14 +95,14 @@ def _inputs(job: ExtractionJob, tokens: list, source) -> dict:
                          recorded_path(job.spec.get("text_file"), job.dataset_dir))
 
 
-def _signature(job: ExtractionJob, tokens: list, encoder_meta: dict, source) -> dict:
+def _signature(job: ExtractionJob, tokens: list, encoder_meta: dict, inputs: dict) -> dict:
     """What a partial folder's chunks were computed from: a resumed run whose texts changed starts over."""
     return {
         "dataset": job.dataset, "feature": job.feature,
         "spec": {k: v for k, v in sorted(job.spec.items()) if k not in RUN_KEYS},
         "encoder": encoder_meta, "n_items": len(tokens),
         "tokens_sha256": hashlib.sha256("\n".join(tokens).encode()).hexdigest(),
-        "inputs": _inputs(job, tokens, source),
+        "inputs": inputs,
     }
 
 
@@ -145,7 +145,8 @@ def extract(job: ExtractionJob, engine: str = "local", overwrite: bool = False, 
     tokens, titles = read_item_file(job.dataset_dir, job.dataset)
     encoder = build_encoder(job.spec, allow_download=allow_download)
     source = build_source(job.spec, titles)
-    state = _open_partial(job, _signature(job, tokens, encoder.meta(), source))
+    inputs = _inputs(job, tokens, source)
+    state = _open_partial(job, _signature(job, tokens, encoder.meta(), inputs))
     chunks = chunk_bounds(len(tokens), job.chunk_size)
     done = finished_parts(job.partial_dir, len(chunks))
     pending = [i for i in range(len(chunks)) if i not in done]
@@ -166,10 +167,10 @@ def extract(job: ExtractionJob, engine: str = "local", overwrite: bool = False, 
         else:
             raise ConfigError(f"Unknown engine '{engine}'. Valid engines: local, ray")
     seconds = time.perf_counter() - started
-    return _assemble(job, tokens, chunks, encoder, source, state, seconds, len(tokens) - done_items)
+    return _assemble(job, tokens, chunks, encoder, source, inputs, state, seconds, len(tokens) - done_items)
 
 
-def _assemble(job, tokens, chunks, encoder, source, state, seconds, computed) -> ExtractionReport:
+def _assemble(job, tokens, chunks, encoder, source, inputs, state, seconds, computed) -> ExtractionReport:
     vectors, status, reasons = [], [], []
     for i in range(len(chunks)):
         with np.load(part_path(job.partial_dir, i)) as f:
@@ -179,7 +180,7 @@ def _assemble(job, tokens, chunks, encoder, source, state, seconds, computed) ->
     vectors, status = np.concatenate(vectors), np.concatenate(status)
     counts = {name: int((status == code).sum()) for code, name in STATUS_NAMES.items()}
     meta = {**encoder.meta(), "source": source.origin, "dataset": job.dataset, "feature": job.feature,
-            "modality": encoder.modality, "date": state["date"], "inputs": _inputs(job, tokens, source),
+            "modality": encoder.modality, "date": state["date"], "inputs": inputs,
             "counts": {"encoded": counts["ok"], "missing": counts["missing"], "corrupt": counts["corrupt"]}}
     problems = [(tokens[i], STATUS_NAMES[int(status[i])], reasons[i]) for i in np.flatnonzero(status != OK)]
     with io.atomic_file(job.report_path, "w") as f:

@@ -39,12 +39,16 @@ def _located(recorded: str | None, dataset_dir: str | os.PathLike) -> Path | Non
     return None if recorded is None else Path(dataset_dir) / recorded  # an absolute path stays itself
 
 
+def _texts_sha256(tokens: list[str], texts: dict[str, str]) -> str:
+    return _sha256(f"{token}\t{texts.get(token, '')}" for token in sorted(tokens))
+
+
 def inputs_record(tokens: list[str], texts: dict[str, str] | None = None, text_file: str | None = None) -> dict:
     """The ``inputs`` meta of a store built over ``tokens`` (the .item file's), from ``texts`` for a text store;
     ``text_file`` as :func:`recorded_path` gives it."""
     record = {"n_items": len(tokens), "items_sha256": _sha256(sorted(tokens))}
     if texts is not None:
-        record["texts_sha256"] = _sha256(f"{token}\t{texts.get(token, '')}" for token in sorted(tokens))
+        record["texts_sha256"] = _texts_sha256(tokens, texts)
         record["text_file"] = text_file
     return record
 
@@ -76,8 +80,7 @@ def stale_reason(meta: dict, dataset_dir: str | os.PathLike, dataset: str, spec:
     located = _located(text_file, dataset_dir)
     if located is not None and not located.is_file():
         return None  # the file it was built from is gone: nothing to compare with (records_inputs warns)
-    now = inputs_record(tokens, TextSource(titles, located and str(located)).texts, text_file)
-    if now["texts_sha256"] != recorded["texts_sha256"]:
+    if _texts_sha256(tokens, TextSource(titles, located and str(located)).texts) != recorded["texts_sha256"]:
         origin = f"{item_file}'s titles" + (f" and {located}" if located else "")
         return f"its item texts differ from the ones {origin} give now"
     return None

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from recbole_ifcdsr.data.atomic import _parse_header as parse_header, quote_problem
+from recbole_ifcdsr.data.atomic import _parse_header as parse_header, quote_problems
 from recbole_ifcdsr.errors import ConfigError, DataError, one_line
 from recbole_ifcdsr.paths import default_data_path, properties_file
 from recbole_ifcdsr.yamlfile import read_yaml
@@ -90,10 +90,8 @@ def _rows(path: Path, separator: str, problems: Problems, required: Tuple[str, .
                              (str(path), "field count"))
                 continue
             row = dict(zip(names, cells))
-            for column, value in row.items() if '"' in line else ():  # most lines hold no quote at all
-                problem = quote_problem(value)
-                if problem:
-                    problems.add(f"{path}:{lineno}: {column}: {problem}", (str(path), "quote"))
+            for column, problem in quote_problems(line, names, cells):
+                problems.add(f"{path}:{lineno}: {column}: {problem}", (str(path), "quote"))
             empty = [c for c in required if not row[c].strip()]
             for column in empty:
                 problems.add(f"{path}:{lineno}: {column}: empty value", (str(path), f"empty {column}"))
