@@ -202,6 +202,33 @@ def test_ties_are_broken_by_domain_then_asin(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_ratings_csv_with_a_header_line_is_refused(tmp_path):
+    """2023's rating CSVs (user_id,parent_asin,rating,ms, with a header) match the 2018 name <Cat>.csv; with
+    --on_error=skip their lines were read with user and item swapped and the time scaled again."""
+    from recbole_ifcdsr.data.amazon.readers import ErrorPolicy, iter_interactions
+
+    path = tmp_path / "Books.csv"
+    path.write_text("user_id,parent_asin,rating,timestamp\nU1,B01,5.0,1588687728923\n")
+    for mode in ("fail", "skip"):
+        with pytest.raises(ConversionError, match=r"Books.csv:1: a header line .* would be read with user and item "
+                                                  r"swapped; use its <Cat>.jsonl reviews"):
+            list(iter_interactions(classify(path), ErrorPolicy(mode)))
+    path.write_text("B01,U1,5.0,1388687728\n")  # 2018: item,user,rating,seconds
+    assert list(iter_interactions(classify(path), ErrorPolicy("fail"))) == [("U1", "B01", 1388687728000)]
+
+
+@pytest.mark.unit
+def test_domain_names_reach_the_yaml_as_strings():
+    """Unquoted, --x_name=Food,Drinks made a third domain key and --y_name=No read as False."""
+    import yaml
+
+    from recbole_ifcdsr.data.amazon.convert import properties_yaml
+
+    text = properties_yaml("fk", ("Food,Drinks", "No"), ScenarioOptions())
+    assert yaml.safe_load(text)["domains"] == {"X": "Food,Drinks", "Y": "No"}
+
+
+@pytest.mark.unit
 def test_file_classification_and_image_urls():
     assert classify(Path("reviews_Books.json.gz")).kind == "reviews_json"
     assert classify(Path("ratings_Books.csv")).kind == "ratings_csv_uirt"

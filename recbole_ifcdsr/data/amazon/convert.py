@@ -8,6 +8,8 @@ seeds or the order of input lines.
 """
 from __future__ import annotations
 
+import json
+
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -93,7 +95,7 @@ def properties_yaml(name: str, names: Tuple[str, str], opts: ScenarioOptions) ->
 # Evaluation: C2DSR's recipe, ../shared/data/PROTOCOLS.md section 0. Re-run the converter to rebuild.
 cdsr_recipe: user_split
 benchmark_filename: [train, valid, test]
-domains: {{X: {names[0]}, Y: {names[1]}}}
+domains: {{X: {json.dumps(names[0])}, Y: {json.dumps(names[1])}}}
 USER_ID_FIELD: user_id
 ITEM_ID_FIELD: item_id
 TIME_FIELD: timestamp

@@ -190,6 +190,19 @@ def parse_rating_csv(text: str, item_first: bool) -> Tuple[str, str, int]:
     return user, item, seconds * 1000
 
 
+def _is_csv_header(text: str) -> bool:
+    """Whether a ratings CSV's first line names columns: neither its rating nor its time is a number."""
+    parts = text.split(",")
+    if len(parts) < 4:
+        return False
+    try:
+        float(parts[2])
+        float(parts[3])
+    except ValueError:
+        return True
+    return False
+
+
 def iter_interactions(source: SourceFile, policy: ErrorPolicy) -> Iterator[Tuple[str, str, int]]:
     """Stream ``(user, item, time in ms)`` from a reviews or ratings file."""
     if source.kind == REVIEWS_JSON:
@@ -202,6 +215,10 @@ def iter_interactions(source: SourceFile, policy: ErrorPolicy) -> Iterator[Tuple
     else:
         raise ConversionError(f"{source.path}: is metadata, not reviews or ratings")
     for lineno, text in iter_text_lines(source.path, policy):
+        if lineno == 1 and source.kind != REVIEWS_JSON and _is_csv_header(text):
+            raise ConversionError(f"{source.path}:1: a header line ({text[:80]!r}): the 2014 and 2018 ratings CSVs "
+                                  f"have none, so this is another release's CSV (2023's are user,parent_asin,rating,"
+                                  f"ms) that would be read with user and item swapped; use its <Cat>.jsonl reviews")
         try:
             yield parse(text)
         except ValueError as exc:
