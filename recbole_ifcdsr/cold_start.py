@@ -9,7 +9,9 @@ script sets itself (seed, data_path, checkpoint_dir, results_file) are refused t
 1. ``<out>/data/fk_llmcdsr``: the shipped fk_llmcdsr with ``--fraction`` of its distinct test-target items
    (drawn with numpy seed 0, listed in ``cold_items.txt``) removed from every training sequence. Valid and
    test files and the item file (titles, so the text store covers them) are unchanged.
-2. Each (model, seed) is one ``run`` on it (results JSON in ``<out>/runs``; a finished run is reused).
+2. Each (model, seed) is one ``run`` on it (results JSON in ``<out>/runs``; a finished run is reused, and one
+   made with another budget or options is refused, as is a held-out copy of another ``--fraction``: one
+   ``--out`` holds one measurement).
 3. Test cases are re-scored with each domain's selected weights through the same evaluator (full ranking
    and the dataset's sampled protocol), then split into cases whose target is a held-out item (cold) and
    the rest (the re-scored cases must reproduce each run's own test numbers, or the script stops).
@@ -37,23 +39,20 @@ METRICS = ["HR@10", "NDCG@10", "MRR"]
 
 
 def prepare_data(out: Path, fraction: float) -> tuple[Path, list[str]]:
-    """The held-out copy of fk_llmcdsr under ``out/data``; returns (data_path, held-out tokens)."""
+    """The held-out copy of fk_llmcdsr under ``out/data``; returns (data_path, held-out tokens). A finished copy
+    is reused only if it holds the items this ``fraction`` draws (a copy made with another fraction was reused
+    as it was, under the new fraction's name)."""
     from recbole_ifcdsr.config import Config
     from recbole_ifcdsr.data.packing import prepare_dataset_dir
+    from recbole_ifcdsr.errors import ConfigError
     from recbole_ifcdsr.paths import default_data_path
 
     data_path = out / "data"
     target = data_path / "fk_llmcdsr"
     listing = target / "cold_items.txt"
-    if listing.is_file():
-        return data_path, listing.read_text().split()
     Config("SASRec", "fk_llmcdsr", config_dict={"state": "WARNING"}, argv=[])
     source = default_data_path() / "fk_llmcdsr"
     prepare_dataset_dir(source)
-    target.mkdir(parents=True, exist_ok=True)
-    for split in ("valid", "test"):
-        io.copy_file(source / f"fk_llmcdsr.{split}.inter", target / f"fk_llmcdsr.{split}.inter")
-    io.copy_file(source / "fk_llmcdsr.item", target / "fk_llmcdsr.item")
     test = (source / "fk_llmcdsr.test.inter").read_text().splitlines()
     last = {}
     for line in test[1:]:
@@ -62,6 +61,16 @@ def prepare_data(out: Path, fraction: float) -> tuple[Path, list[str]]:
     targets = sorted(set(last.values()))
     rng = np.random.default_rng(0)
     cold = sorted(rng.choice(targets, size=max(1, round(fraction * len(targets))), replace=False).tolist())
+    if listing.is_file():
+        held = listing.read_text().split()
+        if held != cold:
+            raise ConfigError(f"{target} holds out {len(held)} items, not the {len(cold)} that --fraction {fraction} "
+                              f"draws: it was made with another --fraction; give another --out (or remove {out})")
+        return data_path, held
+    target.mkdir(parents=True, exist_ok=True)
+    for split in ("valid", "test"):
+        io.copy_file(source / f"fk_llmcdsr.{split}.inter", target / f"fk_llmcdsr.{split}.inter")
+    io.copy_file(source / "fk_llmcdsr.item", target / "fk_llmcdsr.item")
     cold_set = set(cold)
     train = (source / "fk_llmcdsr.train.inter").read_text().splitlines(keepends=True)
     kept = [train[0]] + [line for line in train[1:] if line.split("\t")[1].rstrip("\n") not in cold_set]
@@ -137,15 +146,53 @@ def run_options(extra: list[str]) -> list[str]:
     return options
 
 
+def stored_run_problem(results: Path, settings: dict) -> str | None:
+    """Why a finished run under ``<out>/runs`` is not one of these ``settings`` (budget and pass-through
+    options), None when it is: it was reused whatever they were. Runs from before their settings were
+    recorded are checked on the budget their results' config holds."""
+    recorded = results.with_suffix(".settings.json")
+    if recorded.is_file():
+        stored = json.loads(recorded.read_text())
+        if stored == settings:
+            return None
+        changed = sorted(k for k in settings.keys() | stored.keys() if stored.get(k) != settings.get(k))
+        return f"{results} was run with other {', '.join(changed)} ({stored} against {settings})"
+    budget = json.loads(results.read_text()).get("config", {}).get("max_train_cpu_minutes")
+    if budget != settings["max_train_cpu_minutes"]:
+        return f"{results} was run with max_train_cpu_minutes {budget}, not {settings['max_train_cpu_minutes']}"
+    return None
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value}: the share of test-target items to hold out, in (0, 1]")
+    return value
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{value}: must be above 0")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    # allow_abbrev=False: a run's --seed must not be read as a prefix of --seeds
     parser = CommandParser(prog="python -m recbole_ifcdsr.cold_start", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="results/cold_start")
     parser.add_argument("--models", default="Pop,SASRec,IFCDSR,LLMEMF")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--fraction", type=float, default=0.1)
-    parser.add_argument("--max_train_cpu_minutes", type=float, default=2.0)
+    parser.add_argument("--seeds", type=_positive(int), default=3)
+    parser.add_argument("--fraction", type=_fraction, default=0.1)
+    parser.add_argument("--max_train_cpu_minutes", type=_positive(float), default=2.0)
     return parser
 
 
@@ -154,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
 
     import recbole_ifcdsr  # noqa: F401
-    from recbole_ifcdsr.errors import run_cli
+    from recbole_ifcdsr.errors import ConfigError, run_cli
     from recbole_ifcdsr.evaluation.metrics import metrics_from_ranks
     from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
 
@@ -168,9 +215,15 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.models.split(","):
             for seed in range(args.seeds):
                 results = out / "runs" / f"{model}-seed{seed}.json"
-                if not results.is_file():
+                wanted = {"max_train_cpu_minutes": args.max_train_cpu_minutes, "options": options}
+                if results.is_file():
+                    problem = stored_run_problem(results, wanted)
+                    if problem:
+                        raise ConfigError(f"{problem}: give another --out (or remove {out / 'runs'})")
+                else:
                     run_recbole_ifcdsr(model, "fk_llmcdsr", config_dict={**settings, "seed": seed,
                                                                          "results_file": str(results)}, argv=options)
+                    io.write_json(results.with_suffix(".settings.json"), wanted)
                 variants = [(model, False)] + ([(f"{model} + untrained rule", True)] if model == "LLMEMF" else [])
                 for label, rule in variants:
                     for protocol, (ranks, is_cold, domains) in case_ranks(model, settings, out / "saved", seed, cold, rule, options).items():

@@ -1,7 +1,10 @@
 """The cold-start measurement (recbole_ifcdsr/cold_start.py)'s data: held-out test targets leave training, nothing else changes."""
 import pytest
 
-from recbole_ifcdsr.cold_start import main, prepare_data, run_options
+import json
+
+from recbole_ifcdsr.cold_start import main, prepare_data, run_options, stored_run_problem
+from recbole_ifcdsr.errors import ConfigError
 from recbole_ifcdsr.paths import default_data_path
 
 
@@ -23,6 +26,39 @@ def test_held_out_targets_leave_every_training_sequence_and_nothing_else(tmp_pat
     for name in ("fk_llmcdsr.valid.inter", "fk_llmcdsr.test.inter", "fk_llmcdsr.item"):
         assert held.joinpath(name).read_bytes() == source.joinpath(name).read_bytes()
     assert prepare_data(tmp_path, 0.1) == (data_path, cold)  # a finished folder is reused as it is
+    # ... but not under another fraction's name (it was, and cold_start.json recorded the new fraction)
+    with pytest.raises(ConfigError, match=f"holds out {len(cold)} items, not the .* that --fraction 0.3 draws: it "
+                                          "was made with another --fraction; give another --out"):
+        prepare_data(tmp_path, 0.3)
+
+
+@pytest.mark.unit
+def test_a_finished_run_is_reused_only_with_the_same_budget_and_options(tmp_path):
+    """Finished runs under <out>/runs were reused whatever --max_train_cpu_minutes or options the rerun gave."""
+    results = tmp_path / "SASRec-seed0.json"
+    results.write_text(json.dumps({"config": {"max_train_cpu_minutes": 2.0}}))
+    wanted = {"max_train_cpu_minutes": 2.0, "options": ["--epochs=3"]}
+    assert stored_run_problem(results, wanted) is None  # recorded before settings files: its config's budget
+    assert stored_run_problem(results, {**wanted, "max_train_cpu_minutes": 5.0}) == \
+        f"{results} was run with max_train_cpu_minutes 2.0, not 5.0"
+    results.with_suffix(".settings.json").write_text(json.dumps(wanted))
+    assert stored_run_problem(results, wanted) is None
+    assert stored_run_problem(results, {**wanted, "options": []}).startswith(f"{results} was run with other options (")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fraction=0"], "argument --fraction: 0.0: the share of test-target items to hold out, in (0, 1]"),
+    (["--fraction=1.5"], "argument --fraction: 1.5: the share of test-target items to hold out, in (0, 1]"),
+    (["--seeds=0"], "argument --seeds: 0: must be above 0"),
+    (["--max_train_cpu_minutes=-1"], "argument --max_train_cpu_minutes: -1.0: must be above 0"),
+])
+@pytest.mark.unit
+def test_bad_numbers_are_usage_errors(tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(["--out", str(out), *args])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.mark.unit
