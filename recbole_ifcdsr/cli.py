@@ -95,7 +95,14 @@ class CommandParser(argparse.ArgumentParser):
     """argparse's parser with the usage errors of the exit policy above: one ``error: ...`` line, status 2.
 
     argparse's own prints its usage block first and prefixes the program, so a script reading stderr's
-    last line got the message but a person got three lines; the line here names the ``--help`` to read."""
+    last line got the message but a person got three lines; the line here names the ``--help`` to read.
+
+    Option names are never abbreviated: ``parse_known_args`` read ``compare --seed=7`` as ``--seeds=7`` (seven
+    runs) instead of passing it on, so an option is either the command's own, spelled out, or a config key."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         _usage_error(f"{message} (see {self.prog} --help)")

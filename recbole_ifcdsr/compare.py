@@ -45,11 +45,16 @@ from recbole_ifcdsr.cell_lock import CellBusy, hold_cell
 from recbole_ifcdsr.cli import PROG, CommandParser, config_options
 from recbole_ifcdsr.constants import DOMAINS, SPLITS, budget_stopped
 from recbole_ifcdsr.errors import ConfigError, run_cli
-from recbole_ifcdsr.paths import default_properties
+from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties
 from recbole_ifcdsr.results import RunResult
 from recbole_ifcdsr.yamlfile import read_yaml
 
 TABLE_METRICS = ("MRR", "NDCG@10", "HR@10")
+#: Settings compare gives each cell itself; as a grid option or a row's setting they would silently replace
+#: the cell's own (``--seed=7`` ran every seed as seed 7) or split one table's protocols.
+CELL_KEYS = ("model", "dataset", "seed", "results_file", "resume", "config_files")
+ROW_ONLY_FORBIDDEN = ("protocol",)
+ATOMIC_SUFFIXES = (".inter", ".item", ".user")
 
 
 class ModelSpecError(ConfigError):
@@ -91,8 +96,29 @@ def parse_model_spec(spec: str) -> tuple[str, str, list[str]]:
         key, sep, value = setting.partition("=")
         if not sep or not key:
             raise ModelSpecError(f"model entry '{spec}': '{setting}' is not key=value")
+        if key in CELL_KEYS or key in ROW_ONLY_FORBIDDEN:
+            raise ModelSpecError(f"model entry '{spec}': {cell_key_problem(key)}")
         overrides.append(f"--{key}={value}")
     return label or spec, model, overrides
+
+
+def cell_key_problem(key: str) -> str:
+    """Why ``key`` cannot be a setting of a row (or, for a cell's own keys, of the grid)."""
+    if key == "seed":
+        return "compare sets each cell's seed (seeds 0..N-1: --seeds=N)"
+    if key == "protocol":
+        return ("one table shows the same protocols for every row: give --protocols=sampled|full|sampled,full "
+                "for the whole grid")
+    return f"compare sets each cell's {key} itself"
+
+
+def refused_grid_option(overrides: list[str]) -> str | None:
+    """The first grid-wide ``--key=value`` that would replace a cell's own setting, as a usage message."""
+    for option in overrides:
+        key = option[2:].partition("=")[0]
+        if key in CELL_KEYS:
+            return f"--{key}: {cell_key_problem(key)}"
+    return None
 
 
 def shared_cell_files(labels: list[str]) -> str | None:
@@ -120,12 +146,70 @@ def cell_request(model: str, dataset: str, seed: int, config_files: list[str], o
     request = {"model": model, "dataset": dataset, "seed": seed, "config_files": files, "overrides": sorted(overrides)}
     # the plug-in's own defaults the run reads (model YAML along the class hierarchy): a changed default
     # must not reuse an old result
-    defaults = {name: _digest(path) for name, path in default_properties(model, dataset, _model_yaml_names(model)).items()}
+    default_files = default_properties(model, dataset, _model_yaml_names(model))
+    defaults = {name: _digest(path) for name, path in default_files.items()}
     if defaults:
         request["defaults"] = defaults
     if label and label != model:
         request["label"] = label
+    data = data_fingerprint(dataset, data_path_of(config_files, overrides, default_files))
+    if data:
+        request["data"] = data
     return request
+
+
+def same_request(stored, request: dict) -> bool:
+    """Whether a stored cell request (a results file's or a checkpoint folder's mark) is ``request``. Requests
+    stored before cells recorded their data files carry no ``data`` and are compared on the rest, so those
+    cells stay reusable (for them a dataset converted again since is not noticed)."""
+    if not isinstance(stored, dict):
+        return False
+    if "data" not in stored:
+        request = {key: value for key, value in request.items() if key != "data"}
+    return stored == request
+
+
+def data_path_of(config_files: list[str], overrides: list[str], defaults: dict[str, Path]) -> Path:
+    """The ``data_path`` a cell's run reads, by RecBole's precedence: its command line, then its config
+    files (the last one that sets it), then the plug-in's property files, else ``./dataset``."""
+    given = [o.partition("=")[2] for o in overrides if o.startswith("--data_path=")]
+    if given:
+        return Path(given[-1])
+    for path in [*reversed([Path(f) for f in config_files]), *reversed(list(defaults.values()))]:
+        value = read_yaml(path, loader=_recbole_yaml_loader()).get("data_path") if path.is_file() else None
+        if value:
+            return Path(str(value))
+    return default_data_path()
+
+
+def data_fingerprint(dataset: str, data_path: Path) -> dict[str, str]:
+    """{atomic file name: SHA-256 prefix} of the dataset folder a cell reads: a dataset converted again (other
+    filters, split or source files) must not reuse results of the old files. The folder is prepared as a
+    run prepares it (shipped files unpacked), so cells before and after the first run see the same files;
+    {} when there is no folder (the run itself reports it)."""
+    from recbole_ifcdsr.data.packing import prepare_dataset_dir
+
+    folder = data_path / dataset
+    if not folder.is_dir() and dataset not in SHIPPED_DATASETS:
+        return {}
+    prepare_dataset_dir(folder)
+    return {path.name: _file_sha(path) for path in sorted(folder.iterdir())
+            if path.name.startswith(f"{dataset}.") and path.suffix in ATOMIC_SUFFIXES and path.is_file()}
+
+
+@functools.lru_cache(maxsize=None)
+def _file_sha_of(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _file_sha(path: Path) -> str:
+    """A file's SHA-256 prefix, computed once per size and modification time (a grid asks per cell)."""
+    stat = path.stat()
+    return _file_sha_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def _model_yaml_names(model: str) -> list[str]:
@@ -202,7 +286,7 @@ def _same_cell_started(request: dict, checkpoints: Path) -> bool:
     once do not overwrite each other's; a folder from before that has one mark for the row, the request of
     the cell that started last, which is still read."""
     own = _cell_file(checkpoints, request, CELL_MARK)
-    return _read_json(own if own.is_file() else checkpoints / CELL_MARK) == request
+    return same_request(_read_json(own if own.is_file() else checkpoints / CELL_MARK), request)
 
 
 def _stored_result(out_dir: Path, request: dict) -> tuple[str, str | None]:
@@ -211,7 +295,7 @@ def _stored_result(out_dir: Path, request: dict) -> tuple[str, str | None]:
     result_path = cell_path(out_dir, request, ".json")
     if result_path.is_file():
         stored = _read_json(result_path)
-        if isinstance(stored, dict) and stored.get("cell_request") == request:
+        if isinstance(stored, dict) and same_request(stored.get("cell_request"), request):
             problem = result_problem(stored)
             return ("reused", None) if problem is None else ("incomplete", problem)
     return "none", None
@@ -283,9 +367,10 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std())
 
 
-def summarise(results: list[dict]) -> dict:
+def summarise(results: list[dict], seeds_asked: int | None = None) -> dict:
     """{row: {protocol: {split: {domain: {metric: [mean, std, n]}}}, '_runs': {...}}}: the RunResult order
-    (results.py) under a row label."""
+    (results.py) under a row label. ``seeds_asked``: the grid's seeds, so a row with fewer finished runs is
+    marked where its mean is shown."""
     summary: dict = {}
     for model in dict.fromkeys(row_label(r) for r in results):
         runs = [r for r in results if row_label(r) == model]
@@ -299,6 +384,7 @@ def summarise(results: list[dict]) -> dict:
             "wall_partial_seeds": [r["seed"] for r in runs if r.get("wall_seconds_partial")],
             "best_epoch": [r["best_epoch"] for r in runs],
             "stop_reasons": [r.get("stop_reason") for r in runs],
+            "seeds_asked": seeds_asked,
         }}
         for protocol in runs[0]["protocols"]:
             for split in SPLITS:
@@ -313,7 +399,19 @@ def summarise(results: list[dict]) -> dict:
 
 
 BUDGET_MARK = "†"  # after a run's epoch count: the budget ended the run, not the model selection
+FEW_SEEDS_MARK = "‡"  # after a row's label: its mean is over fewer seeds than the grid asked (the others failed)
 PARTIAL_WALL_MARK = "≥"  # before a row's wall seconds: a run's count misses the processes before its resume
+
+
+def few_seeds(entry: dict) -> bool:
+    """Whether a row's mean is over fewer seeds than the grid asked."""
+    asked = entry["_runs"].get("seeds_asked")
+    return bool(asked) and len(entry["_runs"]["seeds"]) < asked
+
+
+def row_name(label: str, entry: dict) -> str:
+    """A row's label as the tables show it, marked when its mean is over fewer seeds than asked."""
+    return f"{label} {FEW_SEEDS_MARK}" if few_seeds(entry) else label
 
 
 def _shown(mean: float) -> float:
@@ -341,7 +439,7 @@ def markdown_table(summary: dict, domain_names: dict, protocol: str, split: str 
         epochs = ",".join(f"{e}{BUDGET_MARK if budget_stopped(r) else ''}"
                           for e, r in zip(runs["epochs_run"], runs["stop_reasons"]))
         wall = (PARTIAL_WALL_MARK if runs["wall_partial_seeds"] else "") + f"{runs['wall_seconds'][0]:.0f}"
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {runs['train_seconds'][0]:.0f} ({cpu}) | {wall} |")
+        lines.append(f"| {row_name(model, entry)} | " + " | ".join(cells) + f" | {epochs} | {runs['train_seconds'][0]:.0f} ({cpu}) | {wall} |")
     if report.anchor_applies(anchor, protocol, split):
         lines.append(report.anchor_row(anchor, columns))
     return "\n".join(lines)
@@ -363,9 +461,9 @@ def anchor_gap_table(summary: dict, domain_names: dict, protocol: str, anchor: d
     for model, entry in summary.items():
         gaps = [entry[protocol][split][d][m][0] - anchor[d][m] for d, m in columns]
         cells = [f"**{100 * g:+.2f}**" if g >= 0 else f"{100 * g:+.2f}" for g in gaps]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row_name(model, entry)} | " + " | ".join(cells) + " |")
         if all(g >= 0 for g in gaps):
-            reached.append(model)
+            reached.append(row_name(model, entry))
     lines += ["", f"Rows whose mean reaches *{anchor['label']}* in every column above: "
               f"{', '.join(reached) if reached else 'none'}."]
     return "\n".join(lines)
@@ -399,9 +497,10 @@ def select_on_validation(summary: dict, protocol: str, metric: str = "MRR") -> t
 
 
 def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict], failed: list[str],
-                  anchor: dict | None, split: str = "test", select: str | None = None) -> str:
+                  anchor: dict | None, split: str = "test", select: str | None = None,
+                  seeds_asked: int | None = None) -> str:
     """summary.json / .csv / .md / .png in ``out_dir``; returns the Markdown."""
-    summary = summarise(results)
+    summary = summarise(results, seeds_asked)
     domain_names = results[0]["domains"]
     report.write_csv(summary, domain_names, out_dir / "summary.csv")
     report.plot(summary, domain_names, out_dir / "summary.png", anchor=anchor if split == "test" else None,
@@ -422,6 +521,10 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
         parts += [f"{BUDGET_MARK} Stopped by the training budget before model selection stopped it: {cut}.", ""]
     partial = "; ".join(named_runs(label, entry["_runs"]["wall_partial_seeds"])
                         for label, entry in summary.items() if entry["_runs"]["wall_partial_seeds"])
+    short = "; ".join(named_runs(label, entry["_runs"]["seeds"]) for label, entry in summary.items() if few_seeds(entry))
+    if short:
+        parts += [f"{FEW_SEEDS_MARK} Mean and std over fewer seeds than the {seeds_asked} asked (the other runs failed, "
+                  f"listed below): only {short}.", ""]
     if partial:
         parts += [f"{PARTIAL_WALL_MARK} Wall seconds undercount: resumed from a checkpoint that did not record the "
                   f"earlier processes' wall time, these runs count only their last process: {partial}.", ""]
@@ -431,7 +534,7 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
             label, score = select_on_validation(summary, protocol, select)
             selected[protocol] = {"label": label, "metric": select, "score": score}
             parts += [f"Selected on validation ({protocol} protocol, mean of the two domains' {select}): "
-                      f"**{label}** ({100 * score:.2f})", ""]
+                      f"**{row_name(label, summary[label])}** ({100 * score:.2f})", ""]
         io.write_json(out_dir / "selection.json", selected)
     else:  # an earlier grid's choice must not stand beside this grid's table
         (out_dir / "selection.json").unlink(missing_ok=True)
@@ -497,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     overrides = config_options(extra)
+    refused = refused_grid_option(overrides)
+    if refused:
+        parser.error(refused)
     command = f"{PROG} compare " + " ".join(argv)
     if args.protocols:
         wanted = set(args.protocols.split(","))
@@ -544,7 +650,7 @@ def run_grid(args: argparse.Namespace, specs: list, config_files: list[str], ove
     results, failed = [], []
     for (request, _), (ok, how) in zip(cells, outcomes):
         stored = json.loads(cell_path(out_dir, request, ".json").read_text()) if ok else None
-        if ok and stored.get("cell_request") != request:  # another compare on this --out replaced it meanwhile
+        if ok and not same_request(stored.get("cell_request"), request):  # another compare on this --out replaced it meanwhile
             ok, how = False, "its results file now holds another request's run (another compare on this --out?)"
         if ok:
             results.append(stored)
@@ -555,7 +661,8 @@ def run_grid(args: argparse.Namespace, specs: list, config_files: list[str], ove
         print("no cell finished:\n" + "\n".join(failed), file=sys.stderr)
         return 1
     markdown = write_outputs(out_dir, args.dataset, command, results, failed,
-                             report.load_anchors(args.dataset, args.anchors), split=args.split, select=args.select)
+                             report.load_anchors(args.dataset, args.anchors), split=args.split, select=args.select,
+                             seeds_asked=args.seeds)
     print(f"written: {out_dir}/summary.md, summary.csv, summary.json, summary.png")
     if args.readme:
         key = args.readme_key or args.dataset

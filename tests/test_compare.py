@@ -1,6 +1,7 @@
 """The comparison grid: exact mean/std, the Markdown table, and reuse of finished cells."""
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,65 @@ def test_finished_cell_with_same_request_is_reused(tmp_path):
     assert run_cell(request, tmp_path, [], ["--epochs=1"]) == (True, "reused")
     changed = cell_request("Pop", "fk_abxi", 0, [], ["--epochs=2"])
     assert changed != request  # a different setting is a different cell and runs again
+
+
+@pytest.mark.unit
+def test_a_dataset_converted_again_does_not_reuse_the_old_files_results(tmp_path):
+    """A cell's request holds its atomic files' hashes: a grid rerun after the dataset was converted again (other
+    filters or split) reused the old data's results and mixed them with new cells in one table."""
+    from recbole_ifcdsr.compare import _stored_result, same_request
+
+    folder = tmp_path / "data" / "mini"
+    folder.mkdir(parents=True)
+    (folder / "mini.inter").write_text("user_id:token\titem_id:token\nu1\ti1\n")
+    (folder / "mini.item").write_text("item_id:token\tdomain:token\ni1\tX\n")
+    (folder / "mini.text_minilm.npz").write_bytes(b"a feature store: checked by its own inputs record")
+    options = [f"--data_path={tmp_path / 'data'}"]
+    request = cell_request("Pop", "mini", 0, [], options)
+    assert sorted(request["data"]) == ["mini.inter", "mini.item"]
+    (tmp_path / "Pop-seed0.json").write_text(json.dumps({**fake_result("Pop", 0, 0.1, 0.1), "cell_request": request}))
+    assert _stored_result(tmp_path, request) == ("reused", None)
+    (folder / "mini.text_minilm.npz").write_bytes(b"rebuilt")
+    assert cell_request("Pop", "mini", 0, [], options) == request
+    (folder / "mini.inter").write_text("user_id:token\titem_id:token\nu1\ti1\nu1\ti1\n")
+    again = cell_request("Pop", "mini", 0, [], options)
+    assert again["data"]["mini.inter"] != request["data"]["mini.inter"]
+    assert _stored_result(tmp_path, again) == ("none", None)
+    # a request stored before cells recorded their data is compared on the rest, so finished grids stay reusable
+    old = {key: value for key, value in request.items() if key != "data"}
+    assert same_request(old, again) and not same_request({**old, "seed": 1}, again)
+    assert not same_request(request, again) and not same_request(None, again)
+
+
+@pytest.mark.unit
+def test_the_data_path_of_a_cell_is_read_as_its_run_reads_it(tmp_path, monkeypatch):
+    from recbole_ifcdsr.compare import data_path_of
+
+    monkeypatch.chdir(tmp_path)
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("data_path: from_a\n")
+    second.write_text("epochs: 3\n")
+    assert data_path_of([str(first), str(second)], [], {}) == Path("from_a")
+    assert data_path_of([str(first)], ["--data_path=given"], {}) == Path("given")
+    assert data_path_of([str(second)], [], {"overall.yaml": first}) == Path("from_a")
+    assert data_path_of([], [], {}) == tmp_path / "dataset"
+
+
+@pytest.mark.unit
+def test_a_row_with_fewer_seeds_than_asked_is_marked(tmp_path):
+    """A row whose other seeds failed was averaged over fewer runs with nothing in the table to say so."""
+    from recbole_ifcdsr.compare import write_outputs
+
+    results = [fake_result("A", s, 0.1, 0.1) for s in range(3)] + [fake_result("B", s, 0.2, 0.2) for s in (0, 2)]
+    for r in results:
+        r["domains"] = {"X": "Food", "Y": "Kitchen"}
+    markdown = write_outputs(tmp_path, "fk", "cmd", results, ["B seed 1: exit code 1"], None, split="valid",
+                             select="MRR", seeds_asked=3)
+    assert "| A | 10.00" in markdown and "| B ‡ | **20.00" in markdown
+    assert "‡ Mean and std over fewer seeds than the 3 asked (the other runs failed, listed below): only B seeds 0, 2." \
+        in markdown
+    assert "**B ‡** (20.00)" in markdown
+    assert "‡" not in write_outputs(tmp_path, "fk", "cmd", results[:3], [], None, seeds_asked=3)
 
 
 @pytest.mark.unit
@@ -319,6 +379,13 @@ def test_result_problem_names_what_is_missing():
      "--models: 'IFCDSR-multi' and 'IFCDSR-multi' would share the cell files IFCDSR-multi-seed<k>.json; give each "
      "entry its own label: LABEL=MODEL:key=value"),
     (["--models=A b=Pop,A_b=Pop"], "--models: 'A b' and 'A_b' would share the cell files A_b-seed<k>.json"),
+    # a prefix of --seeds was read as --seeds (seven runs); spelled out, it replaced every cell's own seed
+    (["--models=Pop", "--seed=7"], "--seed: compare sets each cell's seed (seeds 0..N-1: --seeds=N)"),
+    (["--models=Pop", "--results_file=r.json"], "--results_file: compare sets each cell's results_file itself"),
+    (["--models=Pop:seed=1"], "--models: model entry 'Pop:seed=1': compare sets each cell's seed"),
+    # a row of its own protocol crashed the other protocol's table after every cell had run
+    (["--models=Pop,P-full=Pop:protocol=full"], "--models: model entry 'P-full=Pop:protocol=full': one table shows "
+     "the same protocols for every row: give --protocols=sampled|full|sampled,full for the whole grid"),
 ])
 @pytest.mark.unit
 def test_names_and_seeds_are_checked_before_any_cell_starts(tmp_path, capsys, argv, message):
