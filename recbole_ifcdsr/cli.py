@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import NamedTuple, NoReturn
+from typing import Callable, NamedTuple, NoReturn
 
 PROG = "python -m recbole_ifcdsr"
 
@@ -89,6 +89,22 @@ def config_options(extra: list[str]) -> list[str]:
 def _usage_error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def number_option(kind: type, accept: Callable, requirement: str) -> Callable[[str], float]:
+    """An argparse ``type``: a ``kind`` number that ``accept`` takes, else the usage error ``<value>: <requirement>``."""
+    name = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {name}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{value}: {requirement}")
+        return value
+
+    return parse
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from recbole_ifcdsr import io
-from recbole_ifcdsr.cli import CommandParser
+from recbole_ifcdsr.cli import CommandParser, number_option
 
 METRICS = ["HR@10", "NDCG@10", "MRR"]
 
@@ -163,36 +163,15 @@ def stored_run_problem(results: Path, settings: dict) -> str | None:
     return None
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{value}: the share of test-target items to hold out, in (0, 1]")
-    return value
-
-
-def _positive(kind: type):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{value}: must be above 0")
-        return value
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(prog="python -m recbole_ifcdsr.cold_start", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="results/cold_start")
     parser.add_argument("--models", default="Pop,SASRec,IFCDSR,LLMEMF")
-    parser.add_argument("--seeds", type=_positive(int), default=3)
-    parser.add_argument("--fraction", type=_fraction, default=0.1)
-    parser.add_argument("--max_train_cpu_minutes", type=_positive(float), default=2.0)
+    parser.add_argument("--seeds", type=number_option(int, lambda n: n >= 1, "at least 1"), default=3)
+    parser.add_argument("--fraction", default=0.1, type=number_option(
+        float, lambda f: 0 < f <= 1, "the share of test-target items to hold out, in (0, 1]"))
+    parser.add_argument("--max_train_cpu_minutes", type=number_option(float, lambda m: m > 0, "above 0"), default=2.0)
     return parser
 
 

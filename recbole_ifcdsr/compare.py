@@ -42,7 +42,7 @@ import numpy as np
 
 from recbole_ifcdsr import io, report
 from recbole_ifcdsr.cell_lock import CellBusy, hold_cell
-from recbole_ifcdsr.cli import PROG, CommandParser, config_options
+from recbole_ifcdsr.cli import PROG, CommandParser, config_options, number_option
 from recbole_ifcdsr.constants import DOMAINS, SPLITS, budget_stopped
 from recbole_ifcdsr.errors import ConfigError, run_cli
 from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties
@@ -546,14 +546,7 @@ def write_outputs(out_dir: Path, dataset: str, command: str, results: list[dict]
     return markdown
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: at least 1")
-    return value
+_positive_int = number_option(int, lambda value: value >= 1, "at least 1")
 
 
 SUMMARY_FILES = ("summary.md", "summary.csv", "summary.json", "summary.png", "selection.json")

@@ -49,8 +49,8 @@ def test_a_finished_run_is_reused_only_with_the_same_budget_and_options(tmp_path
 @pytest.mark.parametrize("args, message", [
     (["--fraction=0"], "argument --fraction: 0.0: the share of test-target items to hold out, in (0, 1]"),
     (["--fraction=1.5"], "argument --fraction: 1.5: the share of test-target items to hold out, in (0, 1]"),
-    (["--seeds=0"], "argument --seeds: 0: must be above 0"),
-    (["--max_train_cpu_minutes=-1"], "argument --max_train_cpu_minutes: -1.0: must be above 0"),
+    (["--seeds=0"], "argument --seeds: 0: at least 1"),
+    (["--max_train_cpu_minutes=-1"], "argument --max_train_cpu_minutes: -1.0: above 0"),
 ])
 @pytest.mark.unit
 def test_bad_numbers_are_usage_errors(tmp_path, capsys, args, message):
