@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +16,12 @@ from recbole_ifcdsr.config import Config
 from recbole_ifcdsr.data.dataset import CrossDomainSequentialDataset
 from recbole_ifcdsr.features.store import feature_path, save_features
 from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
-from recbole_ifcdsr.registry import get_model
+from recbole_ifcdsr.registry import get_model, recbole_sequential_models
 from recbole_ifcdsr import compat
 from recbole_ifcdsr.errors import DataError
 from recbole_ifcdsr.serving.cli import main
-from recbole_ifcdsr.serving.model_file import _titles, save_model_file
+from recbole_ifcdsr.serving.model_file import (UNSERVABLE, ServingCatalog, ServingSettings, UnservableModelError,
+                                               _titles, construct, read_model_file, save_model_file)
 from recbole_ifcdsr.serving.recommender import Recommender, RecommendError
 
 TINY = {**SMALL_RUN, "epochs": 1, "id_embedding_size": 16, "text_feature": "text", "item_features": {}}
@@ -250,3 +252,49 @@ def test_history_must_be_a_list(ifcdsr_file):
     path, _ = ifcdsr_file
     with pytest.raises(RecommendError, match="history must be a list of item tokens"):
         Recommender.load(path).recommend("B0001,B0002", "X")
+
+
+def recbole_defaults(name: str) -> dict:
+    """RecBole's own default settings of one of its models (its properties/model/<name>.yaml)."""
+    import recbole
+    import yaml
+
+    path = Path(recbole.__file__).parent / "properties" / "model" / f"{name}.yaml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
+@pytest.mark.integration
+def test_unservable_models_are_exactly_the_recbole_models_a_catalog_cannot_build(abxi_small_dir, tmp_path_factory):
+    """UNSERVABLE is checked against RecBole's code: every listed model fails to build from a model file's catalog
+    (with one line naming what it read, not an AttributeError), every other one builds."""
+    _, _, path, _, _ = trained_model("SASRec", abxi_small_dir, tmp_path_factory)
+    payload = read_model_file(path)
+    built, refused = [], []
+    for name, model_class in sorted(recbole_sequential_models().items()):
+        settings = ServingSettings({**payload["config"], **recbole_defaults(name), "device": "cpu"})
+        try:
+            construct(model_class, settings, ServingCatalog(payload), name)
+            built.append(name)
+        except UnservableModelError as error:
+            assert str(error).startswith(f"{name} cannot serve live histories: building it reads ")
+            refused.append(name)
+    assert refused == sorted(UNSERVABLE)
+    assert {"SASRec", "GRU4Rec", "BERT4Rec"} <= set(built)
+
+
+@pytest.mark.integration
+def test_a_model_that_needs_its_training_users_gets_no_model_file_and_an_old_one_is_refused(
+        abxi_small_dir, tmp_path_factory, caplog, capsys):
+    """Caser embeds the training user, whom a live history does not have: run trains and reports as before but
+    writes no model file (and says why); a file of it from before is refused in one line at load."""
+    with caplog.at_level("WARNING"):
+        root, path, history, _ = train("Caser", abxi_small_dir, tmp_path_factory)
+    assert (root / "saved" / "Caser-fk_abxi-seed2020-best_X.pth").is_file() and not path.exists()
+    why = "Caser cannot serve live histories: " + UNSERVABLE["Caser"]
+    assert f"no model file written: {why}" in caplog.messages
+    _, _, sasrec, _, _ = trained_model("SASRec", abxi_small_dir, tmp_path_factory)
+    save_model_file(path, {**read_model_file(sasrec), "model": "Caser"})  # as build_payload wrote it before
+    assert main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "X"]) == 2
+    assert capsys.readouterr().err == f"error: {path}: {why}\n"
+    assert why == ("Caser cannot serve live histories: it reads the training users (a user embedding or the user "
+                   "count), and a live history has no trained user")
