@@ -298,3 +298,100 @@ def test_a_model_that_needs_its_training_users_gets_no_model_file_and_an_old_one
     assert capsys.readouterr().err == f"error: {path}: {why}\n"
     assert why == ("Caser cannot serve live histories: it reads the training users (a user embedding or the user "
                    "count), and a live history has no trained user")
+
+
+@pytest.mark.parametrize("bad, shown", [
+    (["B000CQBZPG"], "['B000CQBZPG']"), ({"item": "B0"}, "{'item': 'B0'}"), (12345, "12345"), (None, "None"),
+])
+@pytest.mark.integration
+def test_a_history_element_that_is_not_a_string_names_its_line(ifcdsr_file, tmp_path, capsys, bad, shown):
+    """A list, an object, a number (even one that looks like an item) or null in a history is the wrong type,
+    not an unknown item, and not a TypeError traceback."""
+    path, history = ifcdsr_file
+    requests = tmp_path / "in.jsonl"
+    requests.write_text(json.dumps({"history": history}) + "\n" + json.dumps({"history": [history[0], bad]}) + "\n")
+    assert main(["--checkpoint", str(path), "--input", str(requests), "--domain", "X"]) == 2
+    assert capsys.readouterr().err == f"error: {requests}:2: history item 2 must be an item token (a string), got {shown}\n"
+    with pytest.raises(RecommendError, match=r"^history item 1 must be an item token \(a string\), got "):
+        Recommender.load(path).recommend([bad], "X")
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"domian": "Y"}, "unknown key 'domian'; a line holds history, domain, k"),
+    ({"K": 3, "line": 1}, "unknown key 'K', 'line'; a line holds history, domain, k"),
+])
+@pytest.mark.integration
+def test_an_unknown_key_of_an_input_line_is_refused(ifcdsr_file, tmp_path, capsys, fields, message):
+    """A misspelt key used to be ignored and the line scored with the command's domain and k."""
+    path, history = ifcdsr_file
+    requests = tmp_path / "in.jsonl"
+    requests.write_text(json.dumps({"history": history}) + "\n" + json.dumps({"history": history, **fields}) + "\n")
+    out = tmp_path / "o.jsonl"
+    assert main(["--checkpoint", str(path), "--input", str(requests), "--domain", "X", "--output", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: {requests}:2: {message}\n"
+    assert not out.exists()
+
+
+@pytest.mark.integration
+def test_output_with_history_is_a_usage_error(ifcdsr_file, tmp_path, capsys):
+    path, history = ifcdsr_file
+    out = tmp_path / "o.jsonl"
+    with pytest.raises(SystemExit) as info:
+        main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "X", "--output", str(out)])
+    assert info.value.code == 2 and not out.exists()
+    assert capsys.readouterr().err == ("error: --output goes with --input; --history prints its one result on stdout "
+                                       "(see python -m recbole_ifcdsr recommend --help)\n")
+
+
+@pytest.mark.integration
+def test_domain_keys_are_case_insensitive_and_an_empty_domain_is_refused(ifcdsr_file, tmp_path, capsys):
+    path, history = ifcdsr_file
+    recommender = Recommender.load(path)
+    assert [recommender.domain_index(d) for d in ("X", "x", "GROCERY", "Y", "y", "kitchen")] == [0, 0, 0, 1, 1, 1]
+    assert main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "y", "--k", "3"]) == 0
+    assert json.loads(capsys.readouterr().out) == recommender.recommend(history, "Y", k=3).as_dict()
+    payload = read_model_file(path)
+    payload["config"]["domains"] = None  # a dataset whose config names no domains: "" used to mean X there
+    unnamed = Recommender(payload)
+    assert unnamed.domain_index("y") == 1
+    for empty in ("", "  "):
+        with pytest.raises(RecommendError, match=r"^domain is empty; valid: X, Y$"):
+            unnamed.domain_index(empty)
+    with pytest.raises(RecommendError, match=r"^new item 1 \('N1'\): domain is empty; valid: X, Y$"):
+        unnamed.add_items([{"item": "N1", "title": "tea"}])
+    tsv = tmp_path / "items.tsv"
+    tsv.write_text("item\tdomain\ttitle\nN1\tX\ttea\nN2\t\tpan\n")
+    assert main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "X", "--new_items", str(tsv)]) == 2
+    assert capsys.readouterr().err == f"error: {tsv}:3: domain is empty\n"
+    tsv.write_text("item\tdomain\ttitel\nN1\tX\ttea\n")
+    assert main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "X", "--new_items", str(tsv)]) == 2
+    assert capsys.readouterr().err == f"error: {tsv}:1: unknown column 'titel'; columns: item, domain, title\n"
+
+
+@pytest.mark.integration
+def test_fewer_than_k_items_come_back_when_the_history_holds_the_rest_of_the_domain(ifcdsr_file):
+    """As docs/serving.md says: seen items are left out, so k = the domain's size gives the rest of it."""
+    path, history = ifcdsr_file
+    recommender = Recommender.load(path)
+    size = len(recommender.catalog.domain_items[1])
+    seen_y = {t for t in history if recommender.domain_index("Y") == recommender.catalog.item_domain[
+        recommender.catalog.field2token_id["item_id"][t]]}
+    assert seen_y  # the history has items of Y to leave out
+    rec = recommender.recommend(history, "Y", k=size)
+    assert len(rec.items) == size - len(seen_y) and not {r["item"] for r in rec.items} & seen_y
+    assert len(recommender.recommend(history, "Y", k=size, exclude_seen=False).items) == size
+
+
+@pytest.mark.integration
+def test_an_input_file_that_is_a_directory_or_not_utf8_is_one_line(ifcdsr_file, tmp_path, capsys):
+    path, history = ifcdsr_file
+    assert main(["--checkpoint", str(path), "--input", str(tmp_path), "--domain", "X"]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: cannot read (Is a directory)\n"
+    requests = tmp_path / "in.jsonl"
+    requests.write_bytes(json.dumps({"history": history}).encode() + b'\n{"history": ["caf\xe9"]}\n')
+    assert main(["--checkpoint", str(path), "--input", str(requests), "--domain", "X"]) == 2
+    assert capsys.readouterr().err == f"error: {requests}:2: not valid UTF-8\n"
+    tsv = tmp_path / "items.tsv"
+    tsv.write_bytes(b"item\tdomain\ttitle\nN1\tX\tcaf\xe9\n")
+    assert main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "X", "--new_items", str(tsv)]) == 2
+    assert capsys.readouterr().err == f"error: {tsv}:2: not valid UTF-8\n"

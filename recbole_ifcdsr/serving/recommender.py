@@ -76,7 +76,10 @@ class Recommender:
                 raise RecommendError(f"new item {number} ('{token}'): no frozen table {sorted(unknown)} in this "
                                      f"model; its tables: {sorted(tables) or 'none'}")
             seen.add(token)
-            domains.append(self.domain_index(item.get("domain", "")))
+            try:
+                domains.append(self.domain_index(item.get("domain", "")))
+            except RecommendError as error:
+                raise RecommendError(f"new item {number} ('{token}'): {error}") from None
         rows = {}
         for prefix, info in tables.items():
             dim = info["vectors"].size(1)
@@ -126,11 +129,15 @@ class Recommender:
 
     # ---- requests ------------------------------------------------------------------------------
     def domain_index(self, domain: str) -> int:
-        """X, Y or a domain's name (case-insensitive) -> 0 / 1."""
-        for d, name in enumerate(DOMAINS):
-            if domain == name or str(self.domain_names.get(name, "")).lower() == str(domain).lower():
-                return d
+        """X, Y or a domain's name, each case-insensitive -> 0 / 1; an empty or non-string domain is refused
+        (it used to match a domain with no name)."""
         valid = ", ".join(f"{n} ({self.domain_names[n]})" if n in self.domain_names else n for n in DOMAINS)
+        if isinstance(domain, str) and not domain.strip():
+            raise RecommendError(f"domain is empty; valid: {valid}")
+        if isinstance(domain, str):
+            for d, name in enumerate(DOMAINS):
+                if domain.casefold() in (name.casefold(), str(self.domain_names.get(name) or name).casefold()):
+                    return d
         raise RecommendError(f"unknown domain '{domain}'; valid: {valid}")
 
     def check_k(self, k, domain: int) -> int:
@@ -144,6 +151,12 @@ class Recommender:
         """(known item ids, unknown tokens) of a history; no known item is a RecommendError."""
         if isinstance(history, str):
             raise RecommendError("history must be a list of item tokens, oldest first, not one string")
+        if not isinstance(history, (list, tuple)):
+            raise RecommendError(f"history must be a list of item tokens, oldest first, not {type(history).__name__}")
+        for n, token in enumerate(history, 1):
+            if not isinstance(token, str):  # a number is not an item token either, however ASIN-like
+                shown = repr(token) if len(repr(token)) <= 40 else repr(token)[:37] + "..."
+                raise RecommendError(f"history item {n} must be an item token (a string), got {shown}")
         token2id = self.catalog.field2token_id[self.catalog.iid_field]
         known = [token2id[t] for t in history if t in token2id and token2id[t] != 0]
         unknown = [t for t in history if t not in token2id or token2id[t] == 0]
