@@ -25,7 +25,7 @@ from recbole_ifcdsr.features.store import check_stores_fit
 from recbole_ifcdsr.model.abstract import training_view
 from recbole_ifcdsr.registry import get_model, get_trainer
 from recbole_ifcdsr.results import results_json
-from recbole_ifcdsr.serving.model_file import write_for_run
+from recbole_ifcdsr.serving.model_file import UnservableModelError, write_for_run
 
 
 def build_train_data(config, dataset: CrossDomainSequentialDataset, model_class):
@@ -101,7 +101,10 @@ def run_recbole_ifcdsr(model=None, dataset=None, config_file_list=None, config_d
     run = trainer.fit_cdsr(train_data, evaluator, selector, show_progress=config["show_progress"], saved=saved)
 
     if saved:  # what serving needs, next to the selected checkpoints (recbole_ifcdsr/serving)
-        logger.info(f"model file written to {write_for_run(config, dataset, model, trainer.best_model_file)}")
+        try:
+            logger.info(f"model file written to {write_for_run(config, dataset, model, trainer.best_model_file)}")
+        except UnservableModelError as error:  # the run's results stand; only serving is out of reach
+            logger.warning(f"no model file written: {error}")
 
     # results: the table in the log, the JSON in results_file
     result = results_json(config, run, wall_seconds=time.monotonic() - wall_start)

@@ -122,7 +122,7 @@ def test_cli_new_items_tsv(llmemf, tmp_path, capsys):
     assert "names no encoder under item_features; give the new items' text vectors instead of titles" in capsys.readouterr().err
     tsv.write_text("item\ttitle\nNEW-1\tpan\n")
     assert main(["--checkpoint", str(path), "--history", ",".join(history), "--domain", "Y", "--new_items", str(tsv)]) == 2
-    assert capsys.readouterr().err == f"error: {tsv}:1: header needs columns item and domain (and optionally title); missing ['domain']\n"
+    assert capsys.readouterr().err == f"error: {tsv}:1: header needs columns item and domain (and optionally title, text); missing ['domain']\n"
 
 
 @pytest.mark.slow  # MiniLM encodes the slice's 1,278 titles first (about a minute on 2 shared cores)

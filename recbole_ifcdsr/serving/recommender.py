@@ -15,7 +15,12 @@ import torch
 from recbole_ifcdsr.constants import TARGET_DOMAIN_FIELD
 from recbole_ifcdsr.data.dataset import DOMAINS
 from recbole_ifcdsr.errors import CDSRError
+from recbole_ifcdsr.features.encoders import build_encoder, spec_identity
 from recbole_ifcdsr.serving.model_file import build_models, read_model_file
+
+
+#: What a new item of :meth:`Recommender.add_items` may hold.
+NEW_ITEM_KEYS = frozenset({"item", "domain", "title", "text", "vectors"})
 
 
 class RecommendError(CDSRError, ValueError):
@@ -57,10 +62,12 @@ class Recommender:
     def add_items(self, items: list) -> list:
         """Make items nobody has interacted with recommendable through the frozen tables.
 
-        ``items``: dicts with ``item`` (a new token), ``domain`` (X, Y or its name), and ``title`` (encoded
-        with the encoder that built the text store, read from the model file) and/or ``vectors``
-        (``{table prefix, e.g. "text" or "image": [floats]}``). Their untrained ID entry neither rewards nor
-        punishes them (``model/losses.py``, ``_untrained_id_slot``). Returns their tokens.
+        ``items``: dicts with ``item`` (a new token), ``domain`` (X, Y or its name), ``title`` (shown, and
+        encoded with the encoder that built the text store, read from the model file), ``text`` (what is
+        encoded instead when that store was built from an enriched ``text_file``: the trained rows are
+        encodings of those texts, not of titles) and/or ``vectors`` (``{table prefix, e.g. "text" or "image":
+        [floats]}``). Their untrained ID entry neither rewards nor punishes them (``model/losses.py``,
+        ``_untrained_id_slot``). Returns their tokens.
         """
         token2id = self.catalog.field2token_id[self.catalog.iid_field]
         tables = self.catalog.tables
@@ -71,20 +78,27 @@ class Recommender:
                 raise RecommendError(f"new item {number}: 'item' must be a non-empty token")
             if token in token2id or token in seen:
                 raise RecommendError(f"new item {number}: '{token}' is already in the catalog")
+            extra = sorted(set(item) - NEW_ITEM_KEYS)
+            if extra:
+                raise RecommendError(f"new item {number} ('{token}'): unknown key {', '.join(map(repr, extra))}; "
+                                     f"valid: {', '.join(sorted(NEW_ITEM_KEYS))}")
             unknown = set(item.get("vectors") or {}) - set(tables)
             if unknown:
                 raise RecommendError(f"new item {number} ('{token}'): no frozen table {sorted(unknown)} in this "
                                      f"model; its tables: {sorted(tables) or 'none'}")
             seen.add(token)
-            domains.append(self.domain_index(item.get("domain", "")))
+            try:
+                domains.append(self.domain_index(item.get("domain", "")))
+            except RecommendError as error:
+                raise RecommendError(f"new item {number} ('{token}'): {error}") from None
         rows = {}
         for prefix, info in tables.items():
             dim = info["vectors"].size(1)
             vectors, mask = torch.zeros((len(items), dim)), torch.zeros(len(items), dtype=torch.bool)
             for i, item in enumerate(items):
                 given = (item.get("vectors") or {}).get(prefix)
-                if given is None and prefix == "text" and item.get("title"):
-                    given = self._encode_title(info, item["title"])
+                if given is None and prefix == "text" and (item.get("title") or item.get("text")):
+                    given = self._encode_text(info, item)
                 if given is not None:
                     given = torch.as_tensor(given, dtype=torch.float32).flatten()
                     if given.numel() != dim or not bool(torch.isfinite(given).all()):
@@ -103,17 +117,32 @@ class Recommender:
         self._domain_cache = {}
         return [item["item"] for item in items]
 
-    def _encode_title(self, info: dict, title: str) -> list:
-        """A title through the text store's own encoder (its spec is in the model file)."""
+    def _encode_text(self, info: dict, item: dict) -> list:
+        """An item's text through the text store's own encoder (its spec is in the model file), from what the
+        store's rows were encoded from: titles, or for a store built from an enriched ``text_file`` the item's
+        ``text``. Refused when the store's meta names another encoder or weights than the spec builds."""
+        meta = info.get("meta") if isinstance(info.get("meta"), dict) else {}
         if not info.get("spec"):
-            described = (info.get("meta") or {}).get("encoder", "unknown")
-            raise RecommendError(f"the text table's store '{info['feature']}' (encoder {described}) names no encoder "
-                                 f"under item_features; give the new items' text vectors instead of titles")
+            raise RecommendError(f"the text table's store '{info['feature']}' (encoder {meta.get('encoder', 'unknown')}) "
+                                 f"names no encoder under item_features; give the new items' text vectors instead of titles")
+        spec, token = info["spec"], item["item"]
+        text_file = spec.get("text_file") or (meta.get("inputs") or {}).get("text_file")
+        if text_file and not item.get("text"):
+            raise RecommendError(f"new item '{token}': the text store '{info['feature']}' was encoded from the enriched "
+                                 f"texts of {text_file}, not titles; give the item's enriched text as 'text' (a text "
+                                 f"column in --new_items) or its text vector")
+        if not text_file and item.get("text"):
+            raise RecommendError(f"new item '{token}': the text store '{info['feature']}' was encoded from titles, not "
+                                 f"enriched texts; give its title, not 'text'")
+        built, stored = spec_identity(spec), {key: meta.get(key) for key in ("encoder", "weights")}
+        if built != stored:
+            raise RecommendError(f"the text store '{info['feature']}' was encoded by {stored['encoder']} (weights "
+                                 f"{stored['weights']}), but its item_features spec builds {built['encoder']} (weights "
+                                 f"{built['weights']}); give the new items' text vectors from the store's encoder")
         if self._text_encoder is None:
-            from recbole_ifcdsr.features.encoders import build_encoder
-
-            self._text_encoder = build_encoder({**info["spec"], "device": "cpu"}, allow_download=False)
-        return self._text_encoder.encode([self._text_encoder.prepare(title)])[0].tolist()
+            self._text_encoder = build_encoder({**spec, "device": "cpu"}, allow_download=False)
+        text = item["text"] if text_file else item["title"]
+        return self._text_encoder.encode([self._text_encoder.prepare(text)])[0].tolist()
 
     def _domain_index(self, d: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(the domain's item ids, each item's column among them or -1), cached until items are added."""
@@ -126,11 +155,15 @@ class Recommender:
 
     # ---- requests ------------------------------------------------------------------------------
     def domain_index(self, domain: str) -> int:
-        """X, Y or a domain's name (case-insensitive) -> 0 / 1."""
-        for d, name in enumerate(DOMAINS):
-            if domain == name or str(self.domain_names.get(name, "")).lower() == str(domain).lower():
-                return d
+        """X, Y or a domain's name, each case-insensitive -> 0 / 1; an empty or non-string domain is refused
+        (it used to match a domain with no name)."""
         valid = ", ".join(f"{n} ({self.domain_names[n]})" if n in self.domain_names else n for n in DOMAINS)
+        if isinstance(domain, str) and not domain.strip():
+            raise RecommendError(f"domain is empty; valid: {valid}")
+        if isinstance(domain, str):
+            for d, name in enumerate(DOMAINS):
+                if domain.casefold() in (name.casefold(), str(self.domain_names.get(name) or name).casefold()):
+                    return d
         raise RecommendError(f"unknown domain '{domain}'; valid: {valid}")
 
     def check_k(self, k, domain: int) -> int:
@@ -144,6 +177,12 @@ class Recommender:
         """(known item ids, unknown tokens) of a history; no known item is a RecommendError."""
         if isinstance(history, str):
             raise RecommendError("history must be a list of item tokens, oldest first, not one string")
+        if not isinstance(history, (list, tuple)):
+            raise RecommendError(f"history must be a list of item tokens, oldest first, not {type(history).__name__}")
+        for n, token in enumerate(history, 1):
+            if not isinstance(token, str):  # a number is not an item token either, however ASIN-like
+                shown = repr(token) if len(repr(token)) <= 40 else repr(token)[:37] + "..."
+                raise RecommendError(f"history item {n} must be an item token (a string), got {shown}")
         token2id = self.catalog.field2token_id[self.catalog.iid_field]
         known = [token2id[t] for t in history if t in token2id and token2id[t] != 0]
         unknown = [t for t in history if t not in token2id or token2id[t] == 0]
