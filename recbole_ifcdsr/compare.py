@@ -449,6 +449,8 @@ def anchor_gap_table(summary: dict, domain_names: dict, protocol: str, anchor: d
                      split: str = "test", metrics: tuple = TABLE_METRICS) -> str:
     """Each row's mean minus the published number, in points, for the columns the anchor publishes;
     bold where the mean reaches it, and a closing line naming the rows that reach it in all of them.
+    Both numbers are taken as the tables print them (two decimals, as papers publish): a mean printed equal
+    to the published number reaches it, and the gap never reads -0.00 beside two equal printed numbers.
     Empty when there is no anchor of this protocol and split."""
     if not report.anchor_applies(anchor, protocol, split):
         return ""
@@ -459,8 +461,8 @@ def anchor_gap_table(summary: dict, domain_names: dict, protocol: str, anchor: d
     lines = [head, "|" + "---|" * (len(columns) + 1)]
     reached = []
     for model, entry in summary.items():
-        gaps = [entry[protocol][split][d][m][0] - anchor[d][m] for d, m in columns]
-        cells = [f"**{100 * g:+.2f}**" if g >= 0 else f"{100 * g:+.2f}" for g in gaps]
+        gaps = [round(_shown(entry[protocol][split][d][m][0]) - _shown(anchor[d][m]), 2) for d, m in columns]
+        cells = [f"**{g:+.2f}**" if g >= 0 else f"{g:+.2f}" for g in gaps]
         lines.append(f"| {row_name(model, entry)} | " + " | ".join(cells) + " |")
         if all(g >= 0 for g in gaps):
             reached.append(row_name(model, entry))

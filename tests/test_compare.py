@@ -305,6 +305,11 @@ def test_the_gap_to_the_anchor_per_domain_and_metric(tmp_path):
                      "Rows whose mean reaches *Paper* in every column above: B."]
     assert anchor_gap_table(summarise(results[:1]), {}, "sampled", anchor).endswith("every column above: none.")
     assert anchor_gap_table(summarise(results), {}, "full", anchor) == ""
+    # taken as printed: 16.549 prints as the published 16.55 (it read -0.00, not reached); 16.544 does not
+    close = [fake_result("C", 0, 0.16549, 0.0), fake_result("D", 0, 0.16544, 0.0)]
+    assert anchor_gap_table(summarise(close), {}, "sampled", {**anchor, "X": {"MRR": 0.1655}, "Y": {}}).splitlines() == [
+        "| model | X MRR |", "|---|---|", "| C | **+0.00** |", "| D | -0.01 |", "",
+        "Rows whose mean reaches *Paper* in every column above: C."]
     markdown = write_outputs(tmp_path, "d", "cmd", results, [], anchor)
     assert "**sampled protocol, against *Paper*** (row mean minus the published number, points; " \
            "bold where the mean reaches it)" in markdown.splitlines()
