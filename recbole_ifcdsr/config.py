@@ -15,16 +15,60 @@ YAML syntax error names the file and line, and a value whose type does not fit t
 """
 from __future__ import annotations
 
+import difflib
+import functools
+import logging
 import os
+from pathlib import Path
 
+import recbole
 from recbole.config import Config as RecBoleConfig
 
 from recbole_ifcdsr.constants import PROTOCOL_SETTINGS
 from recbole_ifcdsr.errors import CDSRError, ConfigError, one_line
+from recbole_ifcdsr.evaluation.selection import selection_problem
 from recbole_ifcdsr.lr_decay import PlateauDecay
-from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties, known_datasets, properties_file
+from recbole_ifcdsr.paths import (PROPERTIES_DIR, SHIPPED_DATASETS, default_data_path, default_properties,
+                                  known_datasets, properties_file, user_properties_dir)
 from recbole_ifcdsr.registry import UnknownNameError, get_model
 from recbole_ifcdsr.yamlfile import read_yaml
+
+logger = logging.getLogger(__name__)
+
+#: Settings read by code that no property file defines: RecBole 1.2.1's (its Config sets them, or a model reads
+#: them with a fallback) and the plug-in's. With every key of RecBole's, the plug-in's and the user's property
+#: files they are the settings a run knows; any other key is a misspelling (``--max_train_cpu_minute=10`` ran
+#: without a budget) unless the user's own files define it.
+READ_WITHOUT_DEFAULT = frozenset({
+    "CROP_ITEM_SEQ", "CROP_ITEM_SEQ_LEN", "INVERSE_ITEM_SEQ", "MASK_INDEX", "MASK_ITEM_SEQ", "MODEL_INPUT_TYPE",
+    "MODEL_TYPE", "NEG_ITEMS", "POS_ITEMS", "REORDER_ITEM_SEQ", "cin", "contrast", "dataset", "device", "encoding",
+    "eta", "eval_type", "feature_num", "has_residual", "local_rank", "model", "norm", "sim", "single_spec",
+    "tail_ratio", "test_neg_sample_args", "token_num_threshold", "use_filter", "valid_neg_sample_args", "world_size",
+    "xgb_early_stopping_rounds", "nproc", "ip", "port", "offset", "verbose", "config_files", "lr_decay",
+})
+#: The fields of a recipe's dict settings: a partial dict given by the user keeps the recipe's other fields.
+NEGATIVE_FIELDS = ("num", "replacement", "exclude", "redraw", "rng", "seed")
+RECIPE_DICTS = {"cdsr_selection": None, "cdsr_negatives": NEGATIVE_FIELDS}  # selection's fields: selection.py
+
+
+@functools.lru_cache(maxsize=None)
+def _yaml_keys(path: str, mtime_ns: int) -> frozenset:
+    try:
+        loaded = read_yaml(path)
+    except Exception:  # a broken file is reported where it is read, by the layer that uses it
+        return frozenset()
+    return frozenset(loaded) if isinstance(loaded, dict) else frozenset()
+
+
+def known_settings() -> frozenset:
+    """Every key that RecBole's, the plug-in's or the working directory's property files define, and
+    :data:`READ_WITHOUT_DEFAULT`."""
+    keys = set(READ_WITHOUT_DEFAULT)
+    folders = (Path(recbole.__file__).parent / "properties", PROPERTIES_DIR, user_properties_dir())
+    for folder in folders:
+        for path in sorted(folder.rglob("*.yaml")) if folder.is_dir() else ():
+            keys |= _yaml_keys(str(path), path.stat().st_mtime_ns)
+    return frozenset(keys)
 
 
 def model_yaml_names(model: str, model_class: type) -> list[str]:
@@ -141,7 +185,9 @@ class Config(RecBoleConfig):
             return f"--{key}={self.cmd_config_dict[key]}"
         if key in self.variable_config_dict:
             return f"config_dict {key}={self.variable_config_dict[key]!r}"
-        return f"{self._file_of_key.get(key, 'config file')}: {key}: {self.file_config_dict[key]!r}"
+        if key in self.file_config_dict:
+            return f"{self._file_of_key.get(key, 'config file')}: {key}: {self.file_config_dict[key]!r}"
+        return f"{key}: {self.final_config_dict.get(key)!r} (property files)"
 
     def _check_value_types(self) -> None:
         """A user value must have the type of the key's default (``--seed=abc`` stays a string in
@@ -151,6 +197,61 @@ class Config(RecBoleConfig):
             problem = None if default is None else _type_problem(default, value)
             if problem:
                 raise ConfigError(f"{self._source_of(key)}: {key} {problem} (default {default!r})")
+
+    def _check_unknown_keys(self) -> None:
+        """A setting no property file defines and no code reads is refused where the user named it (the command
+        line of our commands, a config dict) and warned about in a config file (which may hold a model's own
+        settings) or in a ``sys.argv`` that RecBole reads for a script of its own."""
+        known = known_settings()
+        for key in self.external_config_dict:
+            if key in known or key in self.internal_config_dict:
+                continue
+            near = difflib.get_close_matches(key, known, n=1)
+            message = (f"{self._source_of(key)}: unknown setting '{key}' (no property file of RecBole or the plug-in "
+                       f"defines it)" + (f"; did you mean {near[0]}?" if near else ""))
+            named = key in self.variable_config_dict or (key in self.cmd_config_dict and self._argv is not None)
+            if named:
+                raise ConfigError(message)
+            logger.warning(message)
+
+    def _merge_recipe_dicts(self) -> None:
+        """A dict setting of the recipe given in part (``--cdsr_selection={'patience':5}``) keeps the recipe's
+        other fields: RecBole's merge replaced the whole dict, and the missing fields fell to the code's
+        defaults (joint MRR instead of LLMCDSR's per-domain HR@10). Fields are checked by name."""
+        layers = (self.internal_config_dict, self.file_config_dict, self.variable_config_dict, self.cmd_config_dict)
+        for key, fields in RECIPE_DICTS.items():
+            given = [layer[key] for layer in layers[1:] if key in layer]
+            if not given:
+                continue
+            merged: dict = {}
+            for value in [layers[0].get(key), *given]:
+                if value is None:
+                    continue
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{self._source_of(key)}: {key} must be a mapping of its fields")
+                unknown = [field for field in value if fields is not None and field not in fields]
+                if unknown:
+                    raise ConfigError(f"{self._source_of(key)}: {key}: unknown field {', '.join(map(repr, unknown))}; "
+                                      f"fields: {', '.join(fields)}")
+                merged.update(value)
+            self.final_config_dict[key] = merged
+
+    def _check_run_settings(self) -> None:
+        """Budgets, the validation step and the model selection, before any data loads."""
+        for key in ("max_train_cpu_minutes", "max_train_minutes"):
+            value = self.final_config_dict.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ConfigError(f"{self._source_of(key)}: {key} must be a number of minutes >= 0 (0: one batch), "
+                                  f"or ~ for none")
+        step = self.final_config_dict.get("eval_step")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise ConfigError(f"{self._source_of('eval_step')}: eval_step must be an integer >= 1 (epochs between "
+                              f"validations)")
+        metrics = self.final_config_dict.get("cdsr_metrics")
+        problem = selection_problem(self.final_config_dict.get("cdsr_selection") or {},
+                                    list(metrics) if isinstance(metrics, (list, tuple)) else None)
+        if problem:
+            raise ConfigError(problem)
 
     def _apply_selection_overrides(self) -> None:
         """``selection_patience`` and ``selection_warmup`` replace the recipe's ``cdsr_selection.patience``
@@ -171,8 +272,11 @@ class Config(RecBoleConfig):
 
     def _set_default_parameters(self):
         self._check_value_types()
+        self._check_unknown_keys()
         super()._set_default_parameters()
+        self._merge_recipe_dicts()
         self._apply_selection_overrides()
+        self._check_run_settings()
         PlateauDecay.from_config(self.final_config_dict.get("lr_decay"))  # a malformed one fails before any data loads
         protocol = self.final_config_dict.get("protocol", "both")
         if protocol not in PROTOCOL_SETTINGS:

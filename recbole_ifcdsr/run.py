@@ -11,6 +11,7 @@ bad input or a run without results (nothing written).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import recbole_ifcdsr  # noqa: F401  (applies the compat patches first)
@@ -18,11 +19,31 @@ from recbole_ifcdsr.cli import PROG, CommandParser, config_options
 from recbole_ifcdsr.errors import run_cli
 
 
+DEFAULTS = {"model": "SASRec", "dataset": "fk_abxi"}
+
+
+def named_in_files(files: list[str] | None, key: str) -> str | None:
+    """The ``model`` or ``dataset`` the config files set (the last one wins, as in the merge); None if none
+    does. Without this the parser's default beat a config file's ``model: IFCDSR`` and SASRec ran."""
+    from recbole_ifcdsr.yamlfile import read_yaml
+
+    found = None
+    for file in files or []:
+        loaded = read_yaml(file) if os.path.isfile(file) else {}  # a missing file is the Config's to report
+        if isinstance(loaded, dict) and loaded.get(key) is not None:
+            found = str(loaded[key])
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(prog=f"{PROG} run", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", "-m", default="SASRec", help="ours (Pop, IFCDSR, LLMEMF) or a RecBole sequential model")
-    parser.add_argument("--dataset", "-d", default="fk_abxi", help="a dataset with properties/dataset/<name>.yaml")
+    parser.add_argument("--model", "-m", default=None,
+                        help=f"ours (Pop, IFCDSR, LLMEMF) or a RecBole sequential model (default: the config files' "
+                             f"model, else {DEFAULTS['model']})")
+    parser.add_argument("--dataset", "-d", default=None,
+                        help=f"a dataset with properties/dataset/<name>.yaml (default: the config files' dataset, "
+                             f"else {DEFAULTS['dataset']})")
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files")
     return parser
 
@@ -36,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
 
-        run_recbole_ifcdsr(model=args.model, dataset=args.dataset, config_file_list=files, argv=settings)
+        model, dataset = (getattr(args, key) or named_in_files(files, key) or DEFAULTS[key] for key in DEFAULTS)
+        run_recbole_ifcdsr(model=model, dataset=dataset, config_file_list=files, argv=settings)
         return 0
 
     return run_cli(run)

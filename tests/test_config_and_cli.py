@@ -118,7 +118,7 @@ def test_selection_patience_shortens_only_the_recipes_patience():
     assert llmcdsr["cdsr_selection"] == {"mode": "per_domain", "metric": "HR@10", "improve": "gt", "warmup_epochs": 0,
                                          "patience": 10}
     assert llmcdsr["max_train_cpu_minutes"] == 120
-    assert Config("IFCDSR", "fk_abxi")["cdsr_selection"]["patience"] == 61
+    assert Config("IFCDSR", "fk_abxi")["cdsr_selection"]["patience"] == 62  # ABXI stops at count > es_p = 61
 
 
 @pytest.mark.unit
@@ -126,7 +126,7 @@ def test_selection_warmup_replaces_only_the_recipes_warmup():
     """Issue 15's budget validates from the first epoch on both datasets: the warm-up changes, the rest of
     each recipe stays; 0 is a valid warm-up."""
     abxi = Config("IFCDSR", "fk_abxi", config_dict={"selection_warmup": 0})
-    assert abxi["cdsr_selection"] == {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 0, "patience": 61}
+    assert abxi["cdsr_selection"] == {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 0, "patience": 62}
     converge = Config("IFCDSR", "fk_abxi", config_file_list=[str(REPO_ROOT / "properties" / "budget_converge.yaml")])
     assert converge["cdsr_selection"] == {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 0,
                                           "patience": 10}
@@ -145,3 +145,91 @@ def test_a_bad_selection_override_is_one_line(key, value, least):
     with pytest.raises(ConfigError, match=rf"^{key} .* invalid; valid: an integer >= {least} ") as error:
         Config("IFCDSR", "fk_abxi", config_dict={key: value})
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max_train_cpu_minute=10"], "--max_train_cpu_minute=10: unknown setting 'max_train_cpu_minute' (no property "
+                                    "file of RecBole or the plug-in defines it); did you mean max_train_cpu_minutes?"),
+    (["--selection_patiense=5"], "unknown setting 'selection_patiense'"),
+])
+@pytest.mark.unit
+def test_a_misspelt_setting_is_refused_where_the_user_named_it(argv, message):
+    """--max_train_cpu_minute=10 ran the whole 500-epoch recipe without a budget, and said nothing."""
+    with pytest.raises(ValueError) as info:
+        Config("IFCDSR", "fk_abxi", argv=argv)
+    assert message in str(info.value)
+    with pytest.raises(ValueError, match="config_dict selection_patiense=5: unknown setting"):
+        Config("IFCDSR", "fk_abxi", config_dict={"selection_patiense": 5})
+
+
+@pytest.mark.unit
+def test_an_unknown_key_of_a_config_file_is_warned_about(tmp_path, caplog):
+    """A config file may hold a model's own settings, so its unknown keys are warned about, not refused; keys any
+    property file defines (RecBole's models', other datasets' recipes) are known."""
+    own = tmp_path / "mine.yaml"
+    own.write_text("my_models_width: 3\nhidden_size: 32\ncdsr_recipe: leave_one_out\n")
+    with caplog.at_level("WARNING", logger="recbole_ifcdsr.config"):
+        config = Config("IFCDSR", "fk_abxi", config_file_list=[str(own)])
+    assert config["my_models_width"] == 3
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and warned[0].startswith(f"{own}: my_models_width: 3: unknown setting 'my_models_width' "
+                                                     f"(no property file of RecBole or the plug-in defines it)")
+
+
+@pytest.mark.unit
+def test_a_partial_recipe_dict_keeps_the_recipes_other_fields():
+    """RecBole's merge replaced the whole dict: {'patience': 5} on fk_llmcdsr selected on joint MRR with >=."""
+    llmcdsr = Config("IFCDSR", "fk_llmcdsr", argv=["--cdsr_selection={'patience': 5}"])
+    assert llmcdsr["cdsr_selection"] == {"mode": "per_domain", "metric": "HR@10", "improve": "gt", "warmup_epochs": 0,
+                                         "patience": 5}
+    abxi = Config("IFCDSR", "fk_abxi", argv=["--cdsr_negatives={'num': 99}"])
+    assert abxi["cdsr_negatives"] == {**Config("IFCDSR", "fk_abxi")["cdsr_negatives"], "num": 99}
+    with pytest.raises(ValueError, match=r"cdsr_negatives: unknown field 'sede'; fields: num, replacement, exclude"):
+        Config("IFCDSR", "fk_abxi", argv=["--cdsr_negatives={'sede': 3}"])
+
+
+@pytest.mark.parametrize("selection, message", [
+    ("{'metrc': 'HR@10'}", "cdsr_selection: unknown field 'metrc'; fields: mode, metric, improve, warmup_epochs, "
+                           "patience"),
+    ("{'metric': 'NDCG@20'}", "cdsr_selection.metric 'NDCG@20' is not among the evaluated cdsr_metrics (MRR, "),
+    ("{'mode': 'best'}", "cdsr_selection.mode 'best' unknown; valid: joint, per_domain"),
+    ("{'improve': 'gte'}", "cdsr_selection.improve 'gte' unknown; valid: ge, gt"),
+    ("{'patience': 0}", "cdsr_selection.patience 0 invalid; valid: an integer >= 1 or ~ (never stop early)"),
+    ("{'patience': 2.7}", "cdsr_selection.patience 2.7 invalid"),
+    ("{'patience': '5'}", "cdsr_selection.patience '5' invalid"),
+    ("{'warmup_epochs': -4}", "cdsr_selection.warmup_epochs -4 invalid; valid: an integer >= 0"),
+])
+@pytest.mark.unit
+def test_a_bad_selection_is_refused_before_any_data_loads(selection, message):
+    """Each was accepted (a truncated or negative count) or failed only at the first validation."""
+    with pytest.raises(ValueError) as info:
+        Config("IFCDSR", "fk_abxi", argv=[f"--cdsr_selection={selection}"])
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("--max_train_cpu_minutes=-2", "max_train_cpu_minutes must be a number of minutes >= 0 (0: one batch), or ~"),
+    ("--max_train_minutes=abc", "max_train_minutes must be a number of minutes >= 0"),
+    ("--max_train_minutes=True", "max_train_minutes must be a number of minutes >= 0"),
+    ("--eval_step=0", "eval_step must be an integer >= 1 (epochs between validations)"),
+])
+@pytest.mark.unit
+def test_bad_budgets_and_validation_steps_are_refused(setting, message):
+    with pytest.raises(ValueError) as info:
+        Config("IFCDSR", "fk_abxi", argv=[setting])
+    assert message in str(info.value)
+    assert Config("IFCDSR", "fk_abxi", argv=["--max_train_minutes=0"])["max_train_minutes"] == 0  # one batch (tests)
+
+
+@pytest.mark.unit
+def test_run_takes_the_model_and_dataset_its_config_files_name(tmp_path, capsys):
+    """The parser's defaults (SASRec, fk_abxi) beat a config file's model and dataset."""
+    from recbole_ifcdsr.run import main, named_in_files
+
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("model: IFCDSR\ndataset: fk_llmcdsr\n")
+    second.write_text("model: NoSuchModel\n")
+    assert named_in_files([str(first)], "model") == "IFCDSR" and named_in_files([str(first)], "dataset") == "fk_llmcdsr"
+    assert named_in_files([str(first), str(second)], "model") == "NoSuchModel" and named_in_files(None, "model") is None
+    assert main([f"--config_files={first},{second}"]) == 2
+    assert "Unknown model 'NoSuchModel'" in capsys.readouterr().err

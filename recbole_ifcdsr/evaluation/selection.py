@@ -14,6 +14,33 @@ from recbole_ifcdsr.constants import DOMAINS
 from recbole_ifcdsr.errors import ConfigError, NonFiniteError
 
 
+SELECTION_FIELDS = ("mode", "metric", "improve", "warmup_epochs", "patience")
+
+
+def selection_problem(spec, metrics: list | None) -> str | None:
+    """Why ``cdsr_selection`` cannot select (None when it can), before any data loads: an unknown field, mode or
+    comparison, a metric the evaluation does not compute (``metrics``: ``cdsr_metrics``), or a count that is
+    not a whole number (each was accepted or failed only at the first validation, hours into a run)."""
+    if not isinstance(spec, dict):
+        return f"cdsr_selection {spec!r} is not a mapping of {', '.join(SELECTION_FIELDS)}"
+    unknown = [key for key in spec if key not in SELECTION_FIELDS]
+    if unknown:
+        return f"cdsr_selection: unknown field {', '.join(map(repr, unknown))}; fields: {', '.join(SELECTION_FIELDS)}"
+    checks = (("mode", ("joint", "per_domain")), ("improve", ("ge", "gt")))
+    for key, valid in checks:
+        if spec.get(key) is not None and spec[key] not in valid:
+            return f"cdsr_selection.{key} '{spec[key]}' unknown; valid: {', '.join(valid)}"
+    metric = spec.get("metric", "MRR")
+    if metrics is not None and metric not in metrics:
+        return f"cdsr_selection.metric '{metric}' is not among the evaluated cdsr_metrics ({', '.join(map(str, metrics))})"
+    for key, least in (("warmup_epochs", 0), ("patience", 1)):
+        value = spec.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            return f"cdsr_selection.{key} {value!r} invalid; valid: an integer >= {least}" + \
+                (" or ~ (never stop early)" if key == "patience" else "")
+    return None
+
+
 class ModelSelector:
     """Tracks the best validation score(s) and says which domains improved and when to stop."""
 
