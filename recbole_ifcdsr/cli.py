@@ -13,7 +13,8 @@ Commands::
 
 Options: ``--key=value`` or ``--key value``, names with underscores as in RecBole's config keys. ``run`` and
 ``compare`` pass every option they do not know on to the run's config (``--epochs=5``), where it wins over
-the YAML files, as on RecBole's command line.
+the YAML files, as on RecBole's command line; a key that no property file (nor a ``--config_files`` file)
+defines is refused in one line that names the nearest known key.
 
 ``data_path`` means one thing everywhere, as in RecBole: the folder that *holds* dataset folders, so a
 dataset's files are ``<data_path>/<name>/<name>.*``; it defaults to ``./dataset``.
@@ -91,7 +92,7 @@ def _usage_error(message: str) -> None:
     raise SystemExit(2)
 
 
-def number_option(kind: type, accept: Callable, requirement: str) -> Callable[[str], float]:
+def number_option(kind: type, accept: Callable[[float], bool], requirement: str) -> Callable[[str], int | float]:
     """An argparse ``type``: a ``kind`` number that ``accept`` takes, else the usage error ``<value>: <requirement>``."""
     name = "an integer" if kind is int else "a number"
 

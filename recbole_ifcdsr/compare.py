@@ -52,7 +52,7 @@ from recbole_ifcdsr.yamlfile import read_yaml
 TABLE_METRICS = ("MRR", "NDCG@10", "HR@10")
 #: Settings compare gives each cell itself; as a grid option or a row's setting they would silently replace
 #: the cell's own (``--seed=7`` ran every seed as seed 7) or split one table's protocols.
-CELL_KEYS = ("model", "dataset", "seed", "results_file", "resume", "config_files")
+CELL_KEYS = ("model", "dataset", "seed", "results_file", "resume", "config_files", "show_progress")
 ROW_ONLY_FORBIDDEN = ("protocol",)
 ATOMIC_SUFFIXES = (".inter", ".item", ".user")
 
@@ -118,6 +118,25 @@ def refused_grid_option(overrides: list[str]) -> str | None:
         key = option[2:].partition("=")[0]
         if key in CELL_KEYS:
             return f"--{key}: {cell_key_problem(key)}"
+    return None
+
+
+def unknown_setting(overrides: list[str], config_files: list[str]) -> str | None:
+    """The first ``--key=value`` of the grid or a row that no property file nor ``--config_files`` file defines,
+    as a usage message: each cell's run would refuse it, after the grid had started."""
+    import difflib
+
+    from recbole_ifcdsr.config import known_settings  # imports RecBole: only once the arguments parsed
+
+    known = set(known_settings())
+    for path in config_files:
+        loaded = read_yaml(Path(path), loader=_recbole_yaml_loader())
+        known |= set(loaded) if isinstance(loaded, dict) else set()
+    for option in overrides:
+        key = option[2:].partition("=")[0]
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            return f"--{key}: unknown setting (no property file defines it)" + (f"; did you mean {near[0]}?" if near else "")
     return None
 
 
@@ -603,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
         wanted = set(args.protocols.split(","))
         if not wanted or not wanted <= {"sampled", "full"}:
             parser.error(f"--protocols={args.protocols}: use sampled, full or sampled,full")
+        if any(o.startswith("--protocol=") for o in overrides):
+            parser.error("--protocol and --protocols: give one (--protocols sets every cell's protocol)")
         overrides.append("--protocol=" + ("both" if len(wanted) == 2 else wanted.pop()))
     config_files = [f for f in args.config_files.split(",") if f]
     from recbole_ifcdsr.registry import get_model  # imports RecBole: only once the arguments parsed
@@ -621,6 +642,9 @@ def main(argv: list[str] | None = None) -> int:
     missing = [f for f in config_files if not Path(f).is_file()]
     if missing:
         parser.error(f"--config_files: {missing[0]} not found")
+    unknown = unknown_setting(overrides + [o for _, _, own in specs for o in own], config_files)
+    if unknown:
+        parser.error(unknown)
     return run_cli(lambda: run_grid(args, specs, config_files, overrides, command))
 
 

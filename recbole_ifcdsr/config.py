@@ -24,7 +24,7 @@ from pathlib import Path
 import recbole
 from recbole.config import Config as RecBoleConfig
 
-from recbole_ifcdsr.constants import PROTOCOL_SETTINGS
+from recbole_ifcdsr.constants import NEGATIVE_FIELDS, PROTOCOL_SETTINGS, SELECTION_FIELDS
 from recbole_ifcdsr.errors import CDSRError, ConfigError, one_line
 from recbole_ifcdsr.evaluation.selection import selection_problem
 from recbole_ifcdsr.lr_decay import PlateauDecay
@@ -45,10 +45,12 @@ READ_WITHOUT_DEFAULT = frozenset({
     "eta", "eval_type", "feature_num", "has_residual", "local_rank", "model", "norm", "sim", "single_spec",
     "tail_ratio", "test_neg_sample_args", "token_num_threshold", "use_filter", "valid_neg_sample_args", "world_size",
     "xgb_early_stopping_rounds", "nproc", "ip", "port", "offset", "verbose", "config_files", "lr_decay",
+    "neg_sampling", "training_neg_sample_num",  # deprecated; RecBole reads them to say what replaces them
 })
-#: The fields of a recipe's dict settings: a partial dict given by the user keeps the recipe's other fields.
-NEGATIVE_FIELDS = ("num", "replacement", "exclude", "redraw", "rng", "seed")
-RECIPE_DICTS = {"cdsr_selection": None, "cdsr_negatives": NEGATIVE_FIELDS}  # selection's fields: selection.py
+#: A recipe's dict settings and their fields: one given in part keeps the recipe's other fields.
+RECIPE_DICTS = {"cdsr_selection": SELECTION_FIELDS, "cdsr_negatives": NEGATIVE_FIELDS}
+#: The property files whose keys are settings (not anchors.yaml's published numbers or enrich.yaml's prompts).
+SETTING_FILES = ("overall.yaml", "budget_*.yaml", "model/*.yaml", "dataset/*.yaml")
 
 
 @functools.lru_cache(maxsize=None)
@@ -64,10 +66,11 @@ def known_settings() -> frozenset:
     """Every key that RecBole's, the plug-in's or the working directory's property files define, and
     :data:`READ_WITHOUT_DEFAULT`."""
     keys = set(READ_WITHOUT_DEFAULT)
-    folders = (Path(recbole.__file__).parent / "properties", PROPERTIES_DIR, user_properties_dir())
-    for folder in folders:
-        for path in sorted(folder.rglob("*.yaml")) if folder.is_dir() else ():
-            keys |= _yaml_keys(str(path), path.stat().st_mtime_ns)
+    paths = list(Path(recbole.__file__).parent.joinpath("properties").rglob("*.yaml"))
+    for folder in (PROPERTIES_DIR, user_properties_dir()):
+        paths += [path for pattern in SETTING_FILES for path in folder.glob(pattern)]
+    for path in paths:
+        keys |= _yaml_keys(str(path), path.stat().st_mtime_ns)
     return frozenset(keys)
 
 
@@ -201,37 +204,43 @@ class Config(RecBoleConfig):
     def _check_unknown_keys(self) -> None:
         """A setting no property file defines and no code reads is refused where the user named it (the command
         line of our commands, a config dict) and warned about in a config file (which may hold a model's own
-        settings) or in a ``sys.argv`` that RecBole reads for a script of its own."""
+        settings, which the command line may then override) or in a ``sys.argv`` that RecBole reads for a
+        script of its own."""
         known = known_settings()
         for key in self.external_config_dict:
             if key in known or key in self.internal_config_dict:
                 continue
             near = difflib.get_close_matches(key, known, n=1)
-            message = (f"{self._source_of(key)}: unknown setting '{key}' (no property file of RecBole or the plug-in "
-                       f"defines it)" + (f"; did you mean {near[0]}?" if near else ""))
-            named = key in self.variable_config_dict or (key in self.cmd_config_dict and self._argv is not None)
-            if named:
-                raise ConfigError(message)
-            logger.warning(message)
+            hint = f"unknown setting '{key}' (no property file of RecBole or the plug-in defines it)" + \
+                (f"; did you mean {near[0]}?" if near else "")
+            if key in self.file_config_dict:  # the file's own setting, which the layers above may set again
+                logger.warning(f"{self._file_of_key.get(key, 'config file')}: {key}: {hint}")
+                continue
+            if key in self.variable_config_dict or (key in self.cmd_config_dict and self._argv is not None):
+                raise ConfigError(f"{self._source_of(key)}: {hint}")
+            logger.warning(f"{self._source_of(key)}: {hint}")
 
     def _merge_recipe_dicts(self) -> None:
         """A dict setting of the recipe given in part (``--cdsr_selection={'patience':5}``) keeps the recipe's
         other fields: RecBole's merge replaced the whole dict, and the missing fields fell to the code's
         defaults (joint MRR instead of LLMCDSR's per-domain HR@10). Fields are checked by name."""
-        layers = (self.internal_config_dict, self.file_config_dict, self.variable_config_dict, self.cmd_config_dict)
         for key, fields in RECIPE_DICTS.items():
-            given = [layer[key] for layer in layers[1:] if key in layer]
-            if not given:
+            layers = {"the dataset's recipe": self.internal_config_dict.get(key),
+                      self._file_of_key.get(key, "config file"): self.file_config_dict.get(key),
+                      f"config_dict {key}": self.variable_config_dict.get(key),
+                      f"--{key}": self.cmd_config_dict.get(key)}
+            if not any(key in layer for layer in (self.file_config_dict, self.variable_config_dict,
+                                                  self.cmd_config_dict)):
                 continue
             merged: dict = {}
-            for value in [layers[0].get(key), *given]:
-                if value is None:
+            for where, value in layers.items():
+                if value is None:  # ~ (None on the command line) keeps what the layers below give
                     continue
                 if not isinstance(value, dict):
-                    raise ConfigError(f"{self._source_of(key)}: {key} must be a mapping of its fields")
-                unknown = [field for field in value if fields is not None and field not in fields]
+                    raise ConfigError(f"{where}: {key} {value!r} must be a mapping of {', '.join(fields)}")
+                unknown = [field for field in value if field not in fields]
                 if unknown:
-                    raise ConfigError(f"{self._source_of(key)}: {key}: unknown field {', '.join(map(repr, unknown))}; "
+                    raise ConfigError(f"{where}: {key}: unknown field {', '.join(map(repr, unknown))}; "
                                       f"fields: {', '.join(fields)}")
                 merged.update(value)
             self.final_config_dict[key] = merged
@@ -251,7 +260,9 @@ class Config(RecBoleConfig):
         problem = selection_problem(self.final_config_dict.get("cdsr_selection") or {},
                                     list(metrics) if isinstance(metrics, (list, tuple)) else None)
         if problem:
-            raise ConfigError(problem)
+            given = "cdsr_selection" in self.external_config_dict
+            raise ConfigError(problem + (f" (from {self._source_of('cdsr_selection')})" if given
+                                         else " (the dataset's recipe)"))
 
     def _apply_selection_overrides(self) -> None:
         """``selection_patience`` and ``selection_warmup`` replace the recipe's ``cdsr_selection.patience``

@@ -8,6 +8,10 @@ SPLITS = ("valid", "test")
 PROTOCOLS = ("sampled", "full")
 #: values of the ``protocol`` setting: one protocol, or ``both``
 PROTOCOL_SETTINGS = (*PROTOCOLS, "both")
+
+#: The fields of a recipe's two dict settings (properties/dataset/*.yaml).
+SELECTION_FIELDS = ("mode", "metric", "improve", "warmup_epochs", "patience")
+NEGATIVE_FIELDS = ("num", "replacement", "exclude", "redraw", "rng", "seed")
 #: optional field of a batch given to ``full_sort_predict``: each case's target domain (a DOMAINS index).
 #: A model may then score only that domain's items and leave the others -inf, since the protocols and
 #: serving rank within the target domain; a model that ignores it scores every item.

@@ -1,8 +1,8 @@
 """Learning-rate decay on a plateau of the model selection (``lr_decay``), as ABXI's recipe trains.
 
 ABXI multiplies the learning rate by 0.3162 once its selection criterion has not improved for 31
-validations in a row, and its early stopping has patience 61 (``es_p = 2 * (lr_p + 1) - 1`` with
-``lr_p = 30``, PROTOCOLS.md): one decay per plateau, half-way to early stopping, the count restarting
+validations in a row, and its early stopping stops at the 62nd (its count must exceed ``es_p = 2 * (lr_p + 1) - 1
+= 61`` with ``lr_p = 30``, PROTOCOLS.md): one decay per plateau, half-way to early stopping, the count restarting
 after the decay and after every improvement.
 ``lr_decay: {patience: N, factor: f}`` does the same with any patience; unset (or ``~``) it is off, as in
 RecBole, so nothing changes for a run that does not ask for it.

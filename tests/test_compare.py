@@ -388,6 +388,12 @@ def test_result_problem_names_what_is_missing():
     (["--models=Pop", "--seed=7"], "--seed: compare sets each cell's seed (seeds 0..N-1: --seeds=N)"),
     (["--models=Pop", "--results_file=r.json"], "--results_file: compare sets each cell's results_file itself"),
     (["--models=Pop:seed=1"], "--models: model entry 'Pop:seed=1': compare sets each cell's seed"),
+    (["--models=Pop", "--show_progress=True"], "--show_progress: compare sets each cell's show_progress itself"),
+    (["--models=Pop", "--protocols=full", "--protocol=sampled"], "--protocol and --protocols: give one"),
+    # each cell's run refuses an unknown setting: the grid says so once, before any cell starts
+    (["--models=Pop", "--max_train_cpu_minute=5"], "--max_train_cpu_minute: unknown setting (no property file "
+                                                   "defines it); did you mean max_train_cpu_minutes?"),
+    (["--models=Pop:lamda2=4"], "--lamda2: unknown setting"),
     # a row of its own protocol crashed the other protocol's table after every cell had run
     (["--models=Pop,P-full=Pop:protocol=full"], "--models: model entry 'P-full=Pop:protocol=full': one table shows "
      "the same protocols for every row: give --protocols=sampled|full|sampled,full for the whole grid"),

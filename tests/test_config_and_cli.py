@@ -172,8 +172,10 @@ def test_an_unknown_key_of_a_config_file_is_warned_about(tmp_path, caplog):
         config = Config("IFCDSR", "fk_abxi", config_file_list=[str(own)])
     assert config["my_models_width"] == 3
     warned = [r.getMessage() for r in caplog.records]
-    assert len(warned) == 1 and warned[0].startswith(f"{own}: my_models_width: 3: unknown setting 'my_models_width' "
+    assert len(warned) == 1 and warned[0].startswith(f"{own}: my_models_width: unknown setting 'my_models_width' "
                                                      f"(no property file of RecBole or the plug-in defines it)")
+    # ... and the command line may then set it again (it was refused as unknown)
+    assert Config("IFCDSR", "fk_abxi", config_file_list=[str(own)], argv=["--my_models_width=4"])["my_models_width"] == 4
 
 
 @pytest.mark.unit
@@ -184,8 +186,13 @@ def test_a_partial_recipe_dict_keeps_the_recipes_other_fields():
                                          "patience": 5}
     abxi = Config("IFCDSR", "fk_abxi", argv=["--cdsr_negatives={'num': 99}"])
     assert abxi["cdsr_negatives"] == {**Config("IFCDSR", "fk_abxi")["cdsr_negatives"], "num": 99}
-    with pytest.raises(ValueError, match=r"cdsr_negatives: unknown field 'sede'; fields: num, replacement, exclude"):
+    with pytest.raises(ValueError, match=r"--cdsr_negatives: cdsr_negatives: unknown field 'sede'; fields: num, "
+                                         r"replacement, exclude"):
         Config("IFCDSR", "fk_abxi", argv=["--cdsr_negatives={'sede': 3}"])
+    assert Config("IFCDSR", "fk_abxi", argv=["--cdsr_selection=None"])["cdsr_selection"] == \
+        Config("IFCDSR", "fk_abxi")["cdsr_selection"]  # None keeps the recipe's
+    with pytest.raises(ValueError, match=r"--cdsr_selection: cdsr_selection 'best' must be a mapping of mode, metric"):
+        Config("IFCDSR", "fk_abxi", argv=["--cdsr_selection=best"])
 
 
 @pytest.mark.parametrize("selection, message", [
@@ -204,7 +211,7 @@ def test_a_bad_selection_is_refused_before_any_data_loads(selection, message):
     """Each was accepted (a truncated or negative count) or failed only at the first validation."""
     with pytest.raises(ValueError) as info:
         Config("IFCDSR", "fk_abxi", argv=[f"--cdsr_selection={selection}"])
-    assert message in str(info.value)
+    assert message in str(info.value) and "--cdsr_selection" in str(info.value)
 
 
 @pytest.mark.parametrize("setting, message", [

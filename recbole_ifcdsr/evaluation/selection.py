@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import math
 
-from recbole_ifcdsr.constants import DOMAINS
+from recbole_ifcdsr.constants import DOMAINS, SELECTION_FIELDS
 from recbole_ifcdsr.errors import ConfigError, NonFiniteError
-
-
-SELECTION_FIELDS = ("mode", "metric", "improve", "warmup_epochs", "patience")
 
 
 def selection_problem(spec, metrics: list | None) -> str | None:
@@ -50,10 +47,9 @@ class ModelSelector:
         self.improve = args.get("improve", "ge")
         self.patience = args.get("patience")
         self.warmup_epochs = int(args.get("warmup_epochs") or 0)
-        if self.mode not in ("joint", "per_domain"):
-            raise ConfigError(f"cdsr_selection.mode '{self.mode}' unknown; valid: joint, per_domain")
-        if self.improve not in ("ge", "gt"):
-            raise ConfigError(f"cdsr_selection.improve '{self.improve}' unknown; valid: ge, gt")
+        problem = selection_problem(args, None)
+        if problem:
+            raise ConfigError(problem)
         keys = ["joint"] if self.mode == "joint" else list(DOMAINS)
         self.best = {k: float("-inf") for k in keys}
         self.bad_evals = {k: 0 for k in keys}

@@ -9,7 +9,6 @@ seeds or the order of input lines.
 from __future__ import annotations
 
 import json
-
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
