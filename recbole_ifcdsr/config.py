@@ -263,6 +263,11 @@ class Config(RecBoleConfig):
             given = "cdsr_selection" in self.external_config_dict
             raise ConfigError(problem + (f" (from {self._source_of('cdsr_selection')})" if given
                                          else " (the dataset's recipe)"))
+        warmup, epochs = (self.final_config_dict.get("cdsr_selection") or {}).get("warmup_epochs"), \
+            self.final_config_dict.get("epochs")
+        if isinstance(warmup, int) and isinstance(epochs, int) and 0 < epochs <= warmup:
+            logger.warning(f"the selection's warm-up ({warmup} epochs) is not shorter than epochs ({epochs}): only the "
+                           f"last epoch is validated, so it is the one selected")
 
     def _apply_selection_overrides(self) -> None:
         """``selection_patience`` and ``selection_warmup`` replace the recipe's ``cdsr_selection.patience``

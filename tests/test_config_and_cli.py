@@ -227,6 +227,17 @@ def test_a_zero_minute_budget_is_one_batch():
 
 
 @pytest.mark.unit
+def test_a_warm_up_as_long_as_training_is_warned_about(caplog):
+    """fk_abxi's 10 warm-up epochs with --epochs=5: only the forced last validation happens, which 'selects' it."""
+    with caplog.at_level("WARNING", logger="recbole_ifcdsr.config"):
+        Config("IFCDSR", "fk_abxi", argv=["--epochs=5"])
+        Config("IFCDSR", "fk_abxi", argv=["--epochs=11"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "the selection's warm-up (10 epochs) is not shorter than epochs (5): only the last epoch is validated, so it "
+        "is the one selected"]
+
+
+@pytest.mark.unit
 def test_run_takes_the_model_and_dataset_its_config_files_name(tmp_path, capsys):
     """The parser's defaults (SASRec, fk_abxi) beat a config file's model and dataset."""
     from recbole_ifcdsr.run import main, named_in_files
