@@ -11,7 +11,9 @@ Model YAML is inherited along the class hierarchy: for LLMEMF (a subclass of IFC
 
 Every problem with a setting is a :class:`ConfigError` that names where the setting came from: a
 YAML syntax error names the file and line, and a value whose type does not fit the key's default
-(``--seed=abc``) names the key and its source, before anything runs.
+(``--seed=abc``) names the key and its source, before anything runs; so do a key that no property file
+defines (only warned about in a config file), a recipe dict's unknown field, and a selection, budget or
+``eval_step`` that cannot work.
 """
 from __future__ import annotations
 
