@@ -55,14 +55,6 @@ def _plain(value):
     return str(value)
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _store_digest(path: Path) -> str:
     """SHA-256 of what a run reads of a feature store (tokens, vectors, mask), not of its file: a rebuild that
     gives the same vectors (the extraction is deterministic) changes the meta's date, not the run."""

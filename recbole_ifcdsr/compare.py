@@ -124,9 +124,7 @@ def refused_grid_option(overrides: list[str]) -> str | None:
 def unknown_setting(overrides: list[str], config_files: list[str]) -> str | None:
     """The first ``--key=value`` of the grid or a row that no property file nor ``--config_files`` file defines,
     as a usage message: each cell's run would refuse it, after the grid had started."""
-    import difflib
-
-    from recbole_ifcdsr.config import known_settings  # imports RecBole: only once the arguments parsed
+    from recbole_ifcdsr.config import did_you_mean, known_settings  # imports RecBole: only once the arguments parsed
 
     known = set(known_settings())
     for path in config_files:
@@ -135,8 +133,7 @@ def unknown_setting(overrides: list[str], config_files: list[str]) -> str | None
     for option in overrides:
         key = option[2:].partition("=")[0]
         if key not in known:
-            near = difflib.get_close_matches(key, known, n=1)
-            return f"--{key}: unknown setting (no property file defines it)" + (f"; did you mean {near[0]}?" if near else "")
+            return f"--{key}: unknown setting (no property file defines it)" + did_you_mean(key, known)
     return None
 
 
@@ -212,23 +209,8 @@ def data_fingerprint(dataset: str, data_path: Path) -> dict[str, str]:
     if not folder.is_dir() and dataset not in SHIPPED_DATASETS:
         return {}
     prepare_dataset_dir(folder)
-    return {path.name: _file_sha(path) for path in sorted(folder.iterdir())
+    return {path.name: io.file_sha256(path)[:16] for path in sorted(folder.iterdir())
             if path.name.startswith(f"{dataset}.") and path.suffix in ATOMIC_SUFFIXES and path.is_file()}
-
-
-@functools.lru_cache(maxsize=None)
-def _file_sha_of(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def _file_sha(path: Path) -> str:
-    """A file's SHA-256 prefix, computed once per size and modification time (a grid asks per cell)."""
-    stat = path.stat()
-    return _file_sha_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def _model_yaml_names(model: str) -> list[str]:

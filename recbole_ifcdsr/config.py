@@ -28,7 +28,7 @@ from recbole.config import Config as RecBoleConfig
 
 from recbole_ifcdsr.constants import NEGATIVE_FIELDS, PROTOCOL_SETTINGS, SELECTION_FIELDS
 from recbole_ifcdsr.errors import CDSRError, ConfigError, one_line
-from recbole_ifcdsr.evaluation.selection import selection_problem
+from recbole_ifcdsr.evaluation.selection import is_count, selection_problem
 from recbole_ifcdsr.lr_decay import PlateauDecay
 from recbole_ifcdsr.paths import (PROPERTIES_DIR, SHIPPED_DATASETS, default_data_path, default_properties,
                                   known_datasets, properties_file, user_properties_dir)
@@ -56,12 +56,18 @@ SETTING_FILES = ("overall.yaml", "budget_*.yaml", "model/*.yaml", "dataset/*.yam
 
 
 @functools.lru_cache(maxsize=None)
-def _yaml_keys(path: str, mtime_ns: int) -> frozenset:
+def _yaml_keys(path: str, size: int, mtime_ns: int) -> frozenset:
     try:
         loaded = read_yaml(path)
     except Exception:  # a broken file is reported where it is read, by the layer that uses it
         return frozenset()
     return frozenset(loaded) if isinstance(loaded, dict) else frozenset()
+
+
+def did_you_mean(key: str, known) -> str:
+    """``'; did you mean <nearest known key>?'``, or '' when none is near."""
+    near = difflib.get_close_matches(key, known, n=1)
+    return f"; did you mean {near[0]}?" if near else ""
 
 
 def known_settings() -> frozenset:
@@ -72,7 +78,8 @@ def known_settings() -> frozenset:
     for folder in (PROPERTIES_DIR, user_properties_dir()):
         paths += [path for pattern in SETTING_FILES for path in folder.glob(pattern)]
     for path in paths:
-        keys |= _yaml_keys(str(path), path.stat().st_mtime_ns)
+        stat = path.stat()
+        keys |= _yaml_keys(str(path), stat.st_size, stat.st_mtime_ns)
     return frozenset(keys)
 
 
@@ -212,9 +219,8 @@ class Config(RecBoleConfig):
         for key in self.external_config_dict:
             if key in known or key in self.internal_config_dict:
                 continue
-            near = difflib.get_close_matches(key, known, n=1)
             hint = f"unknown setting '{key}' (no property file of RecBole or the plug-in defines it)" + \
-                (f"; did you mean {near[0]}?" if near else "")
+                did_you_mean(key, known)
             if key in self.file_config_dict:  # the file's own setting, which the layers above may set again
                 logger.warning(f"{self._file_of_key.get(key, 'config file')}: {key}: {hint}")
                 continue
@@ -280,7 +286,7 @@ class Config(RecBoleConfig):
             value = self.final_config_dict.get(key)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            if not is_count(value, least):
                 raise ConfigError(f"{key} {value!r} invalid; valid: an integer >= {least} ({meaning}), or ~ to keep "
                                   f"the recipe's")
             replaced[field] = value

@@ -9,6 +9,7 @@ and the last one wins; it never matches the target's own pattern (a ``part-*.npz
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -73,6 +74,15 @@ def fsync_file(path: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def copy_file(source: str | os.PathLike, target: str | os.PathLike, opener: Callable = open) -> None:

@@ -14,6 +14,11 @@ from recbole_ifcdsr.constants import DOMAINS, SELECTION_FIELDS
 from recbole_ifcdsr.errors import ConfigError, NonFiniteError
 
 
+def is_count(value, least: int) -> bool:
+    """Whether ``value`` is a whole number (not a bool, float or text) of at least ``least``."""
+    return not isinstance(value, bool) and isinstance(value, int) and value >= least
+
+
 def selection_problem(spec, metrics: list | None) -> str | None:
     """Why ``cdsr_selection`` cannot select (None when it can), before any data loads: an unknown field, mode or
     comparison, a metric the evaluation does not compute (``metrics``: ``cdsr_metrics``), or a count that is
@@ -32,7 +37,7 @@ def selection_problem(spec, metrics: list | None) -> str | None:
         return f"cdsr_selection.metric '{metric}' is not among the evaluated cdsr_metrics ({', '.join(map(str, metrics))})"
     for key, least in (("warmup_epochs", 0), ("patience", 1)):
         value = spec.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+        if value is not None and not is_count(value, least):
             return f"cdsr_selection.{key} {value!r} invalid; valid: an integer >= {least}" + \
                 (" or ~ (never stop early)" if key == "patience" else "")
     return None

@@ -134,12 +134,13 @@ class Recommender:
         if not text_file and item.get("text"):
             raise RecommendError(f"new item '{token}': the text store '{info['feature']}' was encoded from titles, not "
                                  f"enriched texts; give its title, not 'text'")
-        built, stored = spec_identity(spec), {key: meta.get(key) for key in ("encoder", "weights")}
-        if built != stored:
-            raise RecommendError(f"the text store '{info['feature']}' was encoded by {stored['encoder']} (weights "
-                                 f"{stored['weights']}), but its item_features spec builds {built['encoder']} (weights "
-                                 f"{built['weights']}); give the new items' text vectors from the store's encoder")
-        if self._text_encoder is None:
+        if self._text_encoder is None:  # built once, after the store's encoder is checked against the spec
+            built, stored = spec_identity(spec), {key: meta.get(key) for key in ("encoder", "weights")}
+            if built != stored:
+                raise RecommendError(f"the text store '{info['feature']}' was encoded by {stored['encoder']} (weights "
+                                     f"{stored['weights']}), but its item_features spec builds {built['encoder']} "
+                                     f"(weights {built['weights']}); give the new items' text vectors from the store's "
+                                     f"encoder")
             self._text_encoder = build_encoder({**spec, "device": "cpu"}, allow_download=False)
         text = item["text"] if text_file else item["title"]
         return self._text_encoder.encode([self._text_encoder.prepare(text)])[0].tolist()
