@@ -84,6 +84,30 @@ def _quiet_known_pandas_warning() -> None:
                             category=FutureWarning, module="recbole.data.dataset.dataset")
 
 
+class PandasCopyOnWriteError(ImportError):
+    """pandas copies on write here, so RecBole 1.2.1's in-place fills would silently do nothing."""
+
+
+def refuse_pandas_copy_on_write() -> None:
+    """Raise PandasCopyOnWriteError where RecBole's ``fillna(inplace=True)`` would fill a copy."""
+    # Guard 6 (no patch: a refusal). RecBole 1.2.1 fills missing values with
+    # ``feat[field].fillna(..., inplace=True)`` (dataset.py _fill_nan and _load_feat). Under pandas'
+    # copy-on-write, the default from pandas 3 and an option in 2.x, that call fills a temporary copy:
+    # NaNs stay in token and float fields with no error, and token_seq parsing crashes. setup.cfg pins
+    # pandas<3 for pip installs; an image that ships pandas 3 (the lent GPU's does) must put pandas<3 first on
+    # the path (tools/device_round4.sh carries a wheel). Checked on import and again before a dataset loads, since
+    # a user's code can switch the option on in between. No upstream issue found for RecBole 1.2.1.
+    import pandas as pd
+
+    major = int(pd.__version__.split(".")[0])
+    if major >= 3 or pd.get_option("mode.copy_on_write") is True:
+        why = f"pandas {pd.__version__}" if major >= 3 else "pandas' copy-on-write mode (mode.copy_on_write=True)"
+        raise PandasCopyOnWriteError(
+            f"{why}: RecBole 1.2.1 fills missing values with fillna(inplace=True), which copy-on-write turns into a "
+            f"no-op, so datasets would keep NaNs silently; install pandas<3 (pip install 'pandas<3') and leave "
+            f"copy-on-write off")
+
+
 def _restore_numpy_aliases_for_recbole() -> None:
     # Patch 5. RecBole 1.2.1's Config.compatibility_settings() runs ``np.float = np.float_`` (and
     # np.complex_, np.unicode_); NumPy 2 removed those three aliases, so every Config() raises
@@ -102,6 +126,7 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    refuse_pandas_copy_on_write()
     _restore_numpy_aliases_for_recbole()
     _patch_checkpoint_loading()
     _switch_anomaly_detection_off()

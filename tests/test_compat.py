@@ -74,3 +74,36 @@ def test_recbole_config_survives_numpy2_alias_removal(monkeypatch):
     compat._restore_numpy_aliases_for_recbole()
     RecBoleConfig.compatibility_settings(object())
     assert np.float_ is np.float64 and np.complex_ is np.complex128 and np.unicode_ is np.str_
+
+
+@pytest.mark.unit
+def test_pandas_copy_on_write_is_refused_since_recboles_fills_would_keep_nans(monkeypatch):
+    """Under copy-on-write RecBole 1.2.1's ``feat[field].fillna(..., inplace=True)`` fills a copy; refused."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    compat.refuse_pandas_copy_on_write()  # the pinned pandas with copy-on-write off: accepted
+    with pd.option_context("mode.copy_on_write", True):
+        feat = pd.DataFrame({"price": [1.0, np.nan]})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            feat["price"].fillna(value=0.0, inplace=True)  # what _fill_nan does to a FLOAT field
+        assert feat["price"].isna().sum() == 1  # the NaN stays, and nothing says so
+        with pytest.raises(compat.PandasCopyOnWriteError, match=r"copy-on-write mode \(mode.copy_on_write=True\)"):
+            compat.refuse_pandas_copy_on_write()
+    monkeypatch.setattr(pd, "__version__", "3.0.1")
+    with pytest.raises(compat.PandasCopyOnWriteError, match=r"pandas 3\.0\.1: .*install pandas<3"):
+        compat.refuse_pandas_copy_on_write()
+
+
+@pytest.mark.integration
+def test_a_dataset_is_not_loaded_under_pandas_copy_on_write(abxi_slice_dir):
+    """Switched on after import, copy-on-write is still caught before RecBole's Dataset loads anything."""
+    import pandas as pd
+
+    config = Config("SASRec", "fk_abxi", config_dict={"data_path": str(abxi_slice_dir), "show_progress": False,
+                                                      "state": "WARNING"})
+    with pd.option_context("mode.copy_on_write", True), pytest.raises(compat.PandasCopyOnWriteError):
+        CrossDomainSequentialDataset(config)

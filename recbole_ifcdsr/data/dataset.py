@@ -26,6 +26,7 @@ from recbole.data.dataset import Dataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
+from recbole_ifcdsr.compat import refuse_pandas_copy_on_write
 from recbole_ifcdsr.constants import DOMAINS, SPLITS
 from recbole_ifcdsr.data.atomic import check_dataset_files
 from recbole_ifcdsr.data.packing import prepare_dataset_dir
@@ -87,6 +88,7 @@ class CrossDomainSequentialDataset(Dataset):
         # every line checked before RecBole's reader can drop or misread it; the digests identify the data
         self.file_fingerprint = check_dataset_files(config, config["data_path"], config["dataset"])
         log_missing_release_files(os.path.join(config["data_path"], f"{config['dataset']}.meta.json"))
+        refuse_pandas_copy_on_write()  # RecBole's in-place fills below must not fill a copy (compat.py)
         super().__init__(config)
 
     # ---- loading -------------------------------------------------------------------------------
