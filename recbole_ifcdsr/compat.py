@@ -95,8 +95,9 @@ def refuse_pandas_copy_on_write() -> None:
     # copy-on-write, the default from pandas 3 and an option in 2.x, that call fills a temporary copy:
     # NaNs stay in token and float fields with no error, and token_seq parsing crashes. setup.cfg pins
     # pandas<3 for pip installs; an image that ships pandas 3 (the lent GPU's package list lacks pytz and
-    # tzdata, which pandas 2 requires) must put pandas<3 first on the path (tools/device_round4.sh carries a wheel). Checked on import and again before a dataset loads, since
-    # a user's code can switch the option on in between. No upstream issue found for RecBole 1.2.1.
+    # tzdata, which pandas 2 requires) must put pandas<3 first on the path (tools/device_round4.sh carries
+    # a wheel). Checked on import and again before a dataset loads, since a user's code can switch the
+    # option on in between. No upstream issue found for RecBole 1.2.1.
     import pandas as pd
 
     major = int(pd.__version__.split(".")[0])
