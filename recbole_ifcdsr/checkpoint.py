@@ -38,6 +38,11 @@ RUN_KEYS = ("seed", "USER_ID_FIELD", "ITEM_ID_FIELD", "load_col", "unload_col", 
             "cdsr_recipe", "MAX_ITEM_LIST_LENGTH", "cdsr_negatives", "cdsr_metrics", "cdsr_tie_tolerance")
 #: the optimiser's settings, recorded with every key of the model's YAML files (:func:`model_keys`)
 OPTIMISER_KEYS = ("learning_rate", "weight_decay", "train_batch_size", "lr_decay")
+#: how the steps are taken and validated (RecBole's training settings beyond the optimiser's): a changed learner,
+#: clipping, mixed precision, data order or validation step resumed silently into another run. Checkpoints written
+#: before they were recorded lack them and are not checked on them
+TRAINING_KEYS = ("learner", "eval_step", "clip_grad_norm", "enable_amp", "enable_scaler", "shuffle",
+                 "train_neg_sample_args", "reproducibility")
 #: keys of a model's YAML that say how long or how visibly it trains, or how much memory a step holds, not
 #: what it learns: a resume may change them (e.g. more epochs, a larger budget)
 NOT_MODEL_KEYS = frozenset({"epochs", "max_train_minutes", "max_train_cpu_minutes", "show_progress", "state",
@@ -93,6 +98,7 @@ def run_identity(config, dataset, model: torch.nn.Module) -> dict:
         "files": dict(dataset.file_fingerprint),
         "features": features,
         "config": {key: _plain(config[key]) for key in RUN_KEYS},
+        "training": {key: _plain(config[key]) for key in TRAINING_KEYS},
         "model_config": {key: _plain(config[key]) for key in model_keys(config["model"], type(model))},
         "selection": {"mode": selection.get("mode"), "metric": selection.get("metric"),
                       "improve": selection.get("improve", "ge"),
@@ -112,6 +118,10 @@ def mismatch(saved: dict, current: dict) -> str | None:
             return f"its {key} is '{saved[key]}', this run's is '{current[key]}'"
     for key in sorted(set(saved["config"]) | set(current["config"])):
         old, new = saved["config"].get(key), current["config"].get(key)
+        if old != new:
+            return f"its {key} is {old!r}, this run's is {new!r}"
+    for key in sorted(saved.get("training", {})):  # only the keys a checkpoint has (see TRAINING_KEYS)
+        old, new = saved["training"][key], current.get("training", {}).get(key)
         if old != new:
             return f"its {key} is {old!r}, this run's is {new!r}"
     # the selection's settings that decide which epoch's weights are tested (its patience only says how long training

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from recbole_ifcdsr import checkpoint, compat, io
 from recbole_ifcdsr.constants import BUDGET_STOP_SUFFIX, DOMAINS
-from recbole_ifcdsr.errors import CheckpointError, EmptyRunError, NonFiniteError
+from recbole_ifcdsr.errors import CheckpointError, CheckpointMismatchError, EmptyRunError, NonFiniteError
 from recbole_ifcdsr.evaluation.protocol import ProtocolEvaluator
 from recbole_ifcdsr.evaluation.selection import ModelSelector
 from recbole_ifcdsr.lr_decay import PlateauDecay
@@ -291,7 +291,8 @@ class CrossDomainTrainer(Trainer):
         if saved:
             state = self.model.state_dict()
             for d in domains:
-                self._write({"config": self.config, "epoch": epoch, "state_dict": state}, self.best_model_file[d])
+                self._write({"config": self.config, "run": self.run_identity, "epoch": epoch, "state_dict": state},
+                            self.best_model_file[d])
             return
         self._best_states[epoch] = copy_state(self.model)
         selected = set(self.result.best_epoch.values())
@@ -310,6 +311,15 @@ class CrossDomainTrainer(Trainer):
         if state.get("epoch") != epoch:
             raise CheckpointError(f"{path} holds epoch {state.get('epoch')}, but domain {domain} selected epoch {epoch}; "
                                   f"its test numbers would come from other weights. Run again without --resume=True")
+        # the same epoch of another run (other settings, same file names: two runs at once over one
+        # --checkpoint_dir). -best files written before they carried their run are checked on the epoch only
+        difference = checkpoint.mismatch(state["run"], self.run_identity) \
+            if state.get("run") is not None and self.run_identity is not None else None
+        if difference:
+            raise CheckpointMismatchError(
+                f"{path} was written by another run ({difference}), though for the same epoch {epoch}: domain "
+                f"{domain}'s test numbers would come from its weights. Another process with other settings shares "
+                f"this --checkpoint_dir? Give each run its own, and run again")
         return state["state_dict"]
 
     def _test_selected(self, evaluator: ProtocolEvaluator, show_progress: bool) -> None:

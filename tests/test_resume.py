@@ -145,6 +145,10 @@ def test_a_checkpoint_of_other_data_under_the_same_name_is_refused(one_epoch, ot
     ({"loss_type": "full"}, "its loss_type is 'sampled', this run's is 'full'. Resume refused"),
     ({"learning_rate": 0.01}, "its learning_rate is 0.001, this run's is 0.01. Resume refused"),
     ({"lr_decay": {"patience": 3}}, "its lr_decay is None, this run's is {'patience': 3}. Resume refused"),
+    # how the steps are taken and validated (RecBole's own training settings)
+    ({"learner": "adamw"}, "its learner is 'adam', this run's is 'adamw'. Resume refused"),
+    ({"eval_step": 2}, "its eval_step is 1, this run's is 2. Resume refused"),
+    ({"clip_grad_norm": {"max_norm": 1.0}}, "its clip_grad_norm is None, this run's is {'max_norm': 1.0}. Resume refused"),
     # the same weights, tested at another epoch: the selection's comparison and warm-up decide which
     ({"selection_warmup": 1}, "its model selection's warmup_epochs is 0, this run's is 1. Resume refused"),
     ({"cdsr_selection": {**SMALL_RUN["cdsr_selection"], "improve": "gt"}},
@@ -169,6 +173,7 @@ def test_a_checkpoint_without_the_newer_selection_keys_resumes_and_patience_may_
     state = compat.load_checkpoint(one_epoch)
     assert state["run"]["selection"] == {"mode": "joint", "metric": "MRR", "improve": "ge", "warmup_epochs": 0}
     state["run"]["selection"] = {"mode": "joint", "metric": "MRR"}
+    del state["run"]["training"]  # nor the training settings (TRAINING_KEYS), recorded later still
     older = tmp_path / "older.pth"
     torch.save(state, older)
     resumed = resume_with(tmp_path, older, abxi_small_dir, selection_warmup=1, selection_patience=3)
@@ -350,5 +355,28 @@ def test_a_best_checkpoint_of_another_epoch_is_refused_at_resume(abxi_small_dir,
     with pytest.raises(CheckpointError, match=r"best_X.pth holds epoch 7, but domain X selected epoch 0"):
         run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
     torch.save(kept, best)
+    resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
+    assert resumed["best_epoch"] == {"X": 0, "Y": 0} and set(resumed["sampled"]["test"]) == {"X", "Y"}
+
+
+@pytest.mark.integration
+def test_a_best_checkpoint_of_another_run_at_the_same_epoch_is_refused(abxi_small_dir, tmp_path, monkeypatch):
+    """Two runs with other settings over one --checkpoint_dir write the same -best names; the epoch alone does
+    not tell them apart, so a -best file carries its run and the test pass checks it."""
+    monkeypatch.chdir(tmp_path)
+    run = settings(abxi_small_dir, tmp_path / "saved", epochs=2, max_train_cpu_minutes=0)
+    run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    state = compat.load_checkpoint(last_file(tmp_path / "saved"))
+    state["result"]["sampled"]["test"] = state["result"]["full"]["test"] = {}  # as if killed before the test pass
+    torch.save(state, last_file(tmp_path / "saved"))
+    best = tmp_path / "saved" / "IFCDSR-fk_abxi-seed5-best_X.pth"
+    kept = compat.load_checkpoint(best)
+    assert kept["epoch"] == 0 and kept["run"] == state["run"]
+    other = {**kept["run"], "model_config": {**kept["run"]["model_config"], "learning_rate": 0.05}}
+    torch.save({**kept, "run": other}, best)
+    with pytest.raises(CheckpointMismatchError, match=r"best_X.pth was written by another run \(its learning_rate is "
+                                                      r"0.05, this run's is 0.001\), though for the same epoch 0"):
+        run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
+    torch.save({k: v for k, v in kept.items() if k != "run"}, best)  # written before -best files carried their run
     resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
     assert resumed["best_epoch"] == {"X": 0, "Y": 0} and set(resumed["sampled"]["test"]) == {"X", "Y"}
