@@ -32,7 +32,7 @@ from recbole_ifcdsr.evaluation.selection import is_count, selection_problem
 from recbole_ifcdsr.lr_decay import PlateauDecay
 from recbole_ifcdsr.paths import (PROPERTIES_DIR, SHIPPED_DATASETS, default_data_path, default_properties,
                                   known_datasets, properties_file, user_properties_dir)
-from recbole_ifcdsr.registry import UnknownNameError, get_model
+from recbole_ifcdsr.registry import USER_EMBEDDING_MODELS, UnknownNameError, get_model
 from recbole_ifcdsr.yamlfile import read_yaml
 
 logger = logging.getLogger(__name__)
@@ -260,6 +260,12 @@ class Config(RecBoleConfig):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ConfigError(f"{self._source_of(key)}: {key} must be a number of minutes >= 0 (0: one batch), "
                                   f"or ~ for none")
+        model, recipe = self.final_config_dict.get("model"), self.final_config_dict.get("cdsr_recipe")
+        if recipe == "user_split" and model in USER_EMBEDDING_MODELS:
+            raise ConfigError(f"{model} learns an embedding per training user, but dataset {self.dataset}'s recipe "
+                              f"(user_split) validates and tests users held out of training: it would score them "
+                              f"with untrained random vectors. Use a model without user embeddings (e.g. SASRec, "
+                              f"GRU4Rec) or a leave_one_out dataset")
         step = self.final_config_dict.get("eval_step")
         if isinstance(step, bool) or not isinstance(step, int) or step < 1:
             raise ConfigError(f"{self._source_of('eval_step')}: eval_step must be an integer >= 1 (epochs between "

@@ -22,6 +22,12 @@ class UnknownNameError(ConfigError):
     """A model or dataset name that is not known; the message lists the valid names."""
 
 
+#: RecBole's sequential models that learn one embedding per training user (or read the user count): a user they
+#: never trained on, as in a user-split recipe's evaluation or a live history, is scored with a random vector
+#: (checked against RecBole's code by tests/test_serving.py)
+USER_EMBEDDING_MODELS = ("Caser", "FOSSIL", "FPMC", "HGN", "HRM", "NPE", "SHAN", "SINE", "TransRec")
+
+
 @lru_cache(maxsize=1)
 def recbole_sequential_models() -> dict[str, type]:
     """RecBole's sequential models by class name (only these fit the CDSR protocols)."""

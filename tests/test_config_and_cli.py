@@ -6,9 +6,10 @@ import sys
 import pytest
 
 from recbole_ifcdsr.config import Config
+from recbole_ifcdsr.errors import ConfigError
 from recbole_ifcdsr.model.pop import Pop
 from recbole_ifcdsr.paths import REPO_ROOT
-from recbole_ifcdsr.registry import UnknownNameError, get_model, get_trainer, model_names
+from recbole_ifcdsr.registry import USER_EMBEDDING_MODELS, UnknownNameError, get_model, get_trainer, model_names
 from recbole_ifcdsr.trainer import CrossDomainTrainer
 from recbole.model.sequential_recommender import SASRec
 
@@ -249,3 +250,14 @@ def test_run_takes_the_model_and_dataset_its_config_files_name(tmp_path, capsys)
     assert named_in_files([str(first), str(second)], "model") == "NoSuchModel" and named_in_files(None, "model") is None
     assert main([f"--config_files={first},{second}"]) == 2
     assert "Unknown model 'NoSuchModel'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", USER_EMBEDDING_MODELS)
+@pytest.mark.unit
+def test_a_user_embedding_model_is_refused_where_evaluated_users_are_held_out(model):
+    """On a user_split recipe no validation or test user was trained on: FPMC & co. would score them with random
+    user vectors (0 of fk_llmcdsr's 960 validation users occur in its training file). leave_one_out is fine."""
+    with pytest.raises(ConfigError, match=rf"^{model} learns an embedding per training user, but dataset "
+                                          r"fk_llmcdsr's recipe \(user_split\) validates and tests users held out"):
+        Config(model, "fk_llmcdsr", config_dict={"state": "WARNING"})
+    assert Config(model, "fk_abxi", config_dict={"state": "WARNING"})["model"] == model

@@ -18,7 +18,7 @@ from recbole_ifcdsr import compat, io
 from recbole_ifcdsr.data.dataset import DOMAINS
 from recbole_ifcdsr.errors import CheckpointError, brief
 from recbole_ifcdsr.features.store import feature_path, load_features
-from recbole_ifcdsr.registry import get_model
+from recbole_ifcdsr.registry import USER_EMBEDDING_MODELS, get_model
 
 FORMAT = "recbole_ifcdsr model file 1"
 
@@ -27,7 +27,7 @@ _FEATURES = "it reads item or user feature fields besides the item id, which a m
 #: RecBole's sequential models that a model file cannot serve, and why: each one's constructor reads more of the
 #: dataset than the item side a model file holds (checked against RecBole's code by tests/test_serving.py).
 UNSERVABLE: dict[str, str] = {
-    **dict.fromkeys(("Caser", "FOSSIL", "FPMC", "HGN", "HRM", "NPE", "SHAN", "SINE", "TransRec"), _USERS),
+    **dict.fromkeys(USER_EMBEDDING_MODELS, _USERS),
     **dict.fromkeys(("DIEN", "DIN", "FDSA", "GRU4RecF", "S3Rec", "SASRecF"), _FEATURES),
     **dict.fromkeys(("GRU4RecKG", "KSR"), "it reads a knowledge graph, which a model file does not carry"),
     "FEARec": "it reads the training interactions when it is built, which a model file does not carry",
