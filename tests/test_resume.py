@@ -339,24 +339,34 @@ def test_test_numbers_are_those_of_each_selected_epochs_weights(abxi_small_dir, 
             assert saved[protocol]["test"][d] == pytest.approx(again[protocol][d], abs=1e-12)
 
 
+def killed_before_the_test_pass(data_dir, tmp_path):
+    """A run its budget stopped after one batch (epoch 0 selected in both domains), its -last file rewritten as
+    if the process had died before the test pass: (its settings, best_X's path, best_X's content)."""
+    run = settings(data_dir, tmp_path / "saved", epochs=2, max_train_cpu_minutes=0)
+    run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    state = compat.load_checkpoint(last_file(tmp_path / "saved"))
+    state["result"]["sampled"]["test"] = state["result"]["full"]["test"] = {}
+    torch.save(state, last_file(tmp_path / "saved"))
+    best = tmp_path / "saved" / "IFCDSR-fk_abxi-seed5-best_X.pth"
+    return run, best, compat.load_checkpoint(best)
+
+
+def resumes_and_tests_both_domains(run) -> None:
+    resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
+    assert resumed["best_epoch"] == {"X": 0, "Y": 0} and set(resumed["sampled"]["test"]) == {"X", "Y"}
+
+
 @pytest.mark.integration
 def test_a_best_checkpoint_of_another_epoch_is_refused_at_resume(abxi_small_dir, tmp_path, monkeypatch):
     """A resumed run tests its selected epochs from their -best checkpoints; one that holds another epoch
     would give other weights' numbers, so the run stops with one line instead."""
     monkeypatch.chdir(tmp_path)
-    run = settings(abxi_small_dir, tmp_path / "saved", epochs=2, max_train_cpu_minutes=0)
-    run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
-    state = compat.load_checkpoint(last_file(tmp_path / "saved"))
-    state["result"]["sampled"]["test"] = state["result"]["full"]["test"] = {}  # as if killed before the test pass
-    torch.save(state, last_file(tmp_path / "saved"))
-    best = tmp_path / "saved" / "IFCDSR-fk_abxi-seed5-best_X.pth"
-    kept = compat.load_checkpoint(best)
+    run, best, kept = killed_before_the_test_pass(abxi_small_dir, tmp_path)
     torch.save({**kept, "epoch": 7}, best)
     with pytest.raises(CheckpointError, match=r"best_X.pth holds epoch 7, but domain X selected epoch 0"):
         run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
     torch.save(kept, best)
-    resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
-    assert resumed["best_epoch"] == {"X": 0, "Y": 0} and set(resumed["sampled"]["test"]) == {"X", "Y"}
+    resumes_and_tests_both_domains(run)
 
 
 @pytest.mark.integration
@@ -364,19 +374,12 @@ def test_a_best_checkpoint_of_another_run_at_the_same_epoch_is_refused(abxi_smal
     """Two runs with other settings over one --checkpoint_dir write the same -best names; the epoch alone does
     not tell them apart, so a -best file carries its run and the test pass checks it."""
     monkeypatch.chdir(tmp_path)
-    run = settings(abxi_small_dir, tmp_path / "saved", epochs=2, max_train_cpu_minutes=0)
-    run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
-    state = compat.load_checkpoint(last_file(tmp_path / "saved"))
-    state["result"]["sampled"]["test"] = state["result"]["full"]["test"] = {}  # as if killed before the test pass
-    torch.save(state, last_file(tmp_path / "saved"))
-    best = tmp_path / "saved" / "IFCDSR-fk_abxi-seed5-best_X.pth"
-    kept = compat.load_checkpoint(best)
-    assert kept["epoch"] == 0 and kept["run"] == state["run"]
+    run, best, kept = killed_before_the_test_pass(abxi_small_dir, tmp_path)
+    assert kept["epoch"] == 0 and kept["run"] == compat.load_checkpoint(last_file(tmp_path / "saved"))["run"]
     other = {**kept["run"], "model_config": {**kept["run"]["model_config"], "learning_rate": 0.05}}
     torch.save({**kept, "run": other}, best)
     with pytest.raises(CheckpointMismatchError, match=r"best_X.pth was written by another run \(its learning_rate is "
                                                       r"0.05, this run's is 0.001\), though for the same epoch 0"):
         run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
     torch.save({k: v for k, v in kept.items() if k != "run"}, best)  # written before -best files carried their run
-    resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
-    assert resumed["best_epoch"] == {"X": 0, "Y": 0} and set(resumed["sampled"]["test"]) == {"X", "Y"}
+    resumes_and_tests_both_domains(run)
