@@ -144,6 +144,9 @@ class CrossDomainTrainer(Trainer):
         self._resumed_stop: str | None = None  # why the resumed run had stopped (budget, early stopping), if it had
         self._best_states: dict = {}  # epoch -> weights, for runs that write no -best checkpoint (saved=False)
         self.lr_decay = PlateauDecay.from_config(config["lr_decay"])  # None: the learning rate stays as set
+        # one loss scaler for the whole run (its scale carries over epochs and a resume), on the run's device:
+        # with the default device (cuda) a CPU run's scaler switched itself off
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=bool(self.enable_scaler))
 
     def set_run(self, identity: dict, process_start: float | None = None) -> None:
         """The record of this run (checkpoint.run_identity) that each checkpoint carries; ``process_start``:
@@ -180,7 +183,7 @@ class CrossDomainTrainer(Trainer):
         loss_func = loss_func or self.model.calculate_loss
         batches = tqdm(train_data, total=len(train_data), ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink")) \
             if show_progress else train_data
-        scaler = torch.amp.GradScaler(enabled=self.enable_scaler)
+        scaler = self.scaler
         total = None
         for batch_idx, interaction in enumerate(batches):
             interaction = interaction.to(self.device)
@@ -199,6 +202,7 @@ class CrossDomainTrainer(Trainer):
             if not self.enable_scaler:  # with AMP the scaler skips inf-gradient steps on purpose
                 self._check_gradients(epoch_idx, batch_idx)
             if self.clip_grad_norm:
+                scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones (a no-op when off)
                 clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
             scaler.step(self.optimizer)
             scaler.update()
@@ -237,6 +241,7 @@ class CrossDomainTrainer(Trainer):
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "selector": selector.state_dict(),
             "lr_decay": self.lr_decay.state_dict() if self.lr_decay else None,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "result": self.result.to_json(),
             "history": self.history,
             "seconds": (self.train_seconds, self.eval_seconds, self.budget_used),
@@ -264,6 +269,8 @@ class CrossDomainTrainer(Trainer):
         selector.load_state_dict(state["selector"])
         if self.lr_decay and state.get("lr_decay"):  # the learning rate itself is in the optimiser's state
             self.lr_decay.load_state_dict(state["lr_decay"])
+        if self.scaler.is_enabled() and state.get("scaler"):  # absent before the scaler was kept per run
+            self.scaler.load_state_dict(state["scaler"])
         self.result, self.history = RunResult.from_json(state["result"]), state["history"]
         self.train_seconds, self.eval_seconds, self.budget_used = state["seconds"]
         self.earlier_wall_seconds = state.get("wall_seconds")  # absent in checkpoints written before it was kept

@@ -155,6 +155,25 @@ def small_trainer(data_dir, tmp_path, model_name="SASRec"):
 
 
 @pytest.mark.integration
+def test_clipping_under_the_loss_scaler_clips_the_true_gradients(abxi_small_dir, tmp_path):
+    """With AMP's loss scaler on (RecBole turns it on only with CUDA; forced on here with a CPU scaler), one epoch
+    with tight clipping takes the same steps as without it: the gradients are unscaled before they are clipped.
+    Clipping the scaled ones made every clipped step 65,536 times too small. The scale is a power of two, so
+    scaling and unscaling are exact."""
+    weights = []
+    for scaled in (False, True):
+        trainer, loader, *_ = small_trainer(abxi_small_dir, tmp_path / str(scaled))
+        trainer.optimizer = torch.optim.SGD(trainer.model.parameters(), lr=0.5)  # steps in proportion to gradients
+        trainer.clip_grad_norm = {"max_norm": 0.01}
+        if scaled:
+            trainer.enable_scaler, trainer.scaler = True, torch.amp.GradScaler("cpu")
+        trainer._train_epoch(loader, 0)
+        weights.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+    assert trainer.scaler.get_scale() == 65536.0  # it scaled, and no step was skipped
+    assert all(torch.allclose(weights[0][k], weights[1][k], rtol=1e-5, atol=1e-8) for k in weights[0])
+
+
+@pytest.mark.integration
 def test_training_stops_at_a_nan_loss_naming_the_batch(abxi_small_dir, tmp_path):
     trainer, loader, evaluator, selector = small_trainer(abxi_small_dir, tmp_path)
     with torch.no_grad():
