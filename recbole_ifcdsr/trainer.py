@@ -144,8 +144,8 @@ class CrossDomainTrainer(Trainer):
         self._resumed_stop: str | None = None  # why the resumed run had stopped (budget, early stopping), if it had
         self._best_states: dict = {}  # epoch -> weights, for runs that write no -best checkpoint (saved=False)
         self.lr_decay = PlateauDecay.from_config(config["lr_decay"])  # None: the learning rate stays as set
-        # one loss scaler for the whole run (its scale carries over epochs and a resume), on the run's device:
-        # with the default device (cuda) a CPU run's scaler switched itself off
+        # one loss scaler for the whole run (its scale carries over epochs and a resume), on the run's device
+        # (RecBole turns enable_scaler on wherever CUDA exists, also for a run on the CPU)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=bool(self.enable_scaler))
 
     def set_run(self, identity: dict, process_start: float | None = None) -> None:
