@@ -111,26 +111,27 @@ def _short(digest: str | None) -> str:
     return "absent" if digest is None else f"sha256 {digest[:12]}"
 
 
+def _changed(saved: dict, current: dict, keys) -> tuple | None:
+    """(key, saved value, current value) for the first of ``keys`` whose values differ; None when none does."""
+    return next(((key, saved.get(key), current.get(key)) for key in keys if saved.get(key) != current.get(key)), None)
+
+
 def mismatch(saved: dict, current: dict) -> str | None:
     """The first difference between a checkpoint's run and this one, in words; None when they agree."""
     for key in ("model", "dataset"):
         if saved[key] != current[key]:
             return f"its {key} is '{saved[key]}', this run's is '{current[key]}'"
-    for key in sorted(set(saved["config"]) | set(current["config"])):
-        old, new = saved["config"].get(key), current["config"].get(key)
-        if old != new:
-            return f"its {key} is {old!r}, this run's is {new!r}"
-    for key in sorted(saved.get("training", {})):  # only the keys a checkpoint has (see TRAINING_KEYS)
-        old, new = saved["training"][key], current.get("training", {}).get(key)
-        if old != new:
-            return f"its {key} is {old!r}, this run's is {new!r}"
+    training = saved.get("training", {})  # only the keys a checkpoint has (see TRAINING_KEYS)
+    change = _changed(saved["config"], current["config"], sorted(set(saved["config"]) | set(current["config"]))) \
+        or _changed(training, current.get("training", {}), sorted(training))
+    if change:
+        return "its {} is {!r}, this run's is {!r}".format(*change)
     # the selection's settings that decide which epoch's weights are tested (its patience only says how long training
     # goes on, like epochs, so a resume may change it); checkpoints written before improve and warmup_epochs were
     # recorded lack them, so only the keys a checkpoint has are compared
-    for key in saved["selection"]:
-        old, new = saved["selection"][key], current["selection"].get(key)
-        if old != new:
-            return f"its model selection's {key} is {old!r}, this run's is {new!r}"
+    change = _changed(saved["selection"], current["selection"], saved["selection"])
+    if change:
+        return "its model selection's {} is {!r}, this run's is {!r}".format(*change)
     for kind, label in (("files", "data file"), ("features", "feature store")):
         for name in sorted(set(saved[kind]) | set(current[kind])):
             old, new = saved[kind].get(name), current[kind].get(name)
@@ -141,11 +142,9 @@ def mismatch(saved: dict, current: dict) -> str | None:
         old, new = saved["shapes"].get(name), current["shapes"].get(name)
         if old != new:
             return f"its tensor {name} has shape {old}, this run's model has {new}"
-    for key in sorted(set(saved["model_config"]) | set(current["model_config"])):  # same shapes, other settings
-        old, new = saved["model_config"].get(key), current["model_config"].get(key)
-        if old != new:
-            return f"its {key} is {old!r}, this run's is {new!r}"
-    return None
+    change = _changed(saved["model_config"], current["model_config"],  # same shapes, other settings
+                      sorted(set(saved["model_config"]) | set(current["model_config"])))
+    return "its {} is {!r}, this run's is {!r}".format(*change) if change else None
 
 
 def load(path: str | os.PathLike, map_location=None) -> dict:

@@ -260,12 +260,6 @@ class Config(RecBoleConfig):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ConfigError(f"{self._source_of(key)}: {key} must be a number of minutes >= 0 (0: one batch), "
                                   f"or ~ for none")
-        model, recipe = self.final_config_dict.get("model"), self.final_config_dict.get("cdsr_recipe")
-        if recipe == "user_split" and model in USER_EMBEDDING_MODELS:
-            raise ConfigError(f"{model} learns an embedding per training user, but dataset {self.dataset}'s recipe "
-                              f"(user_split) validates and tests users held out of training: it would score them "
-                              f"with untrained random vectors. Use a model without user embeddings (e.g. SASRec, "
-                              f"GRU4Rec) or a leave_one_out dataset")
         step = self.final_config_dict.get("eval_step")
         if isinstance(step, bool) or not isinstance(step, int) or step < 1:
             raise ConfigError(f"{self._source_of('eval_step')}: eval_step must be an integer >= 1 (epochs between "
@@ -282,6 +276,15 @@ class Config(RecBoleConfig):
         if isinstance(warmup, int) and isinstance(epochs, int) and 0 < epochs <= warmup:
             logger.warning(f"the selection's warm-up ({warmup} epochs) is not shorter than epochs ({epochs}): only the "
                            f"last epoch is validated, so it is the one selected")
+
+    def _check_model_fits_recipe(self) -> None:
+        """A model with user embeddings cannot score the held-out users of a user_split recipe."""
+        model, recipe = self.final_config_dict.get("model"), self.final_config_dict.get("cdsr_recipe")
+        if recipe == "user_split" and model in USER_EMBEDDING_MODELS:
+            raise ConfigError(f"{model} learns an embedding per training user, but dataset {self.dataset}'s recipe "
+                              f"(user_split) validates and tests users held out of training: it would score them "
+                              f"with untrained random vectors. Use a model without user embeddings (e.g. SASRec, "
+                              f"GRU4Rec) or a leave_one_out dataset")
 
     def _apply_selection_overrides(self) -> None:
         """``selection_patience`` and ``selection_warmup`` replace the recipe's ``cdsr_selection.patience``
@@ -307,6 +310,7 @@ class Config(RecBoleConfig):
         self._merge_recipe_dicts()
         self._apply_selection_overrides()
         self._check_run_settings()
+        self._check_model_fits_recipe()
         PlateauDecay.from_config(self.final_config_dict.get("lr_decay"))  # a malformed one fails before any data loads
         protocol = self.final_config_dict.get("protocol", "both")
         if protocol not in PROTOCOL_SETTINGS:

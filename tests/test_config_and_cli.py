@@ -141,8 +141,6 @@ def test_selection_warmup_replaces_only_the_recipes_warmup():
                                              ("selection_patience", True, 1), ("selection_warmup", -1, 0),
                                              ("selection_warmup", 1.5, 0), ("selection_warmup", False, 0)])
 def test_a_bad_selection_override_is_one_line(key, value, least):
-    from recbole_ifcdsr.errors import ConfigError
-
     with pytest.raises(ConfigError, match=rf"^{key} .* invalid; valid: an integer >= {least} ") as error:
         Config("IFCDSR", "fk_abxi", config_dict={key: value})
     assert "\n" not in str(error.value)
