@@ -129,12 +129,15 @@ class CrossDomainTrainer(Trainer):
         stem = f"{config['model']}-{config['dataset']}-seed{config['seed']}"
         self.saved_model_file = os.path.join(self.checkpoint_dir, f"{stem}-last.pth")
         self.best_model_file = {d: os.path.join(self.checkpoint_dir, f"{stem}-best_{d}.pth") for d in DOMAINS}
+        # an improving epoch's weights wait here until that epoch's -last is written (see _keep_best)
+        self.pending_best_file = {d: os.path.join(self.checkpoint_dir, f"{stem}-best_{d}.pending.pth") for d in DOMAINS}
         self.domain_names = dict(config["domains"] or {})
         self.result = RunResult()  # each domain's numbers at its selected epoch
         self.history: list = []
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
         self.budget_used = 0.0  # seconds of the training budget spent (kept across resume)
+        self.budget_clock: str | None = None  # what those seconds count: "cpu", "wall", None (no budget yet)
         self.epoch_losses: list = []  # training loss of every epoch (kept across resume)
         self.run_identity: dict | None = None  # what this run is; set_run before checkpoints are written
         self.process_start = time.monotonic()  # when this process started the run (set_run: before data loading)
@@ -245,6 +248,7 @@ class CrossDomainTrainer(Trainer):
             "result": self.result.to_json(),
             "history": self.history,
             "seconds": (self.train_seconds, self.eval_seconds, self.budget_used),
+            "budget_clock": self.budget_clock,
             "wall_seconds": self.wall_seconds_so_far(),
         }
 
@@ -273,6 +277,7 @@ class CrossDomainTrainer(Trainer):
             self.scaler.load_state_dict(state["scaler"])
         self.result, self.history = RunResult.from_json(state["result"]), state["history"]
         self.train_seconds, self.eval_seconds, self.budget_used = state["seconds"]
+        self.budget_clock = state.get("budget_clock")  # absent in checkpoints written before it was kept
         self.earlier_wall_seconds = state.get("wall_seconds")  # absent in checkpoints written before it was kept
         self.epoch_losses = list(state["losses"])
         self._resumed_random = {"random": state["random"], "data_order": state["data_order"]}
@@ -286,6 +291,21 @@ class CrossDomainTrainer(Trainer):
         return True
 
     # ---- training with recipe selection ------------------------------------------------------
+    def _check_budget_clock(self, budget: TrainingBudget) -> None:
+        """A resumed run's budget must count what its checkpoint's spent seconds count: CPU seconds carried
+        into a wall-clock budget (or the reverse) would stop it at the wrong time and report a sum of both."""
+        if budget.limit is None:
+            return  # nothing is counted against a limit; the spent seconds keep their kind
+        clock = "cpu" if budget.cpu else "wall"
+        if self.budget_clock not in (None, clock) and self.budget_used > 0:
+            key = {"cpu": "max_train_cpu_minutes", "wall": "max_train_minutes"}
+            raise CheckpointMismatchError(
+                f"{self.saved_model_file}: its training budget counted {self.budget_clock} seconds "
+                f"({self.budget_used:.0f} s spent, under {key[self.budget_clock]}); this run's budget counts {clock} "
+                f"seconds ({key[clock]}), and the two would add up to neither. Resume under {key[self.budget_clock]}"
+                f"{' with max_train_cpu_minutes: ~' if self.budget_clock == 'wall' else ''}, or run without --resume=True")
+        self.budget_clock = clock
+
     def _evaluate_split(self, evaluator: ProtocolEvaluator, split: str, pass_index: int, show_progress: bool) -> dict:
         start = time.monotonic()
         result = evaluator.evaluate(self.model, split, pass_index=pass_index, show_progress=show_progress)
@@ -294,16 +314,42 @@ class CrossDomainTrainer(Trainer):
 
     def _keep_best(self, domains: list, epoch: int, saved: bool) -> None:
         """Keep this epoch's weights as the selected ones of ``domains``: their ``-best`` checkpoints, or
-        (saved=False) a copy in memory, dropped once no domain selects that epoch any more."""
+        (saved=False) a copy in memory, dropped once no domain selects that epoch any more.
+
+        The weights go to a ``.pending`` file that becomes the ``-best`` one only after this epoch's ``-last``
+        is written (:meth:`_promote_pending_best`): written straight over ``-best``, a crash before ``-last``
+        left a ``-best`` of an epoch the resumed run had not selected, and when the resumed epoch did not
+        improve again (a budget cut at another batch, fewer epochs) its test pass refused the run."""
         if saved:
             state = self.model.state_dict()
             for d in domains:
                 self._write({"config": self.config, "run": self.run_identity, "epoch": epoch, "state_dict": state},
-                            self.best_model_file[d])
+                            self.pending_best_file[d])
             return
         self._best_states[epoch] = copy_state(self.model)
         selected = set(self.result.best_epoch.values())
         self._best_states = {e: s for e, s in self._best_states.items() if e in selected}
+
+    def _promote_pending_best(self) -> None:
+        """After an epoch's ``-last`` is written: its improving weights become the ``-best`` checkpoints."""
+        for d in DOMAINS:
+            if os.path.isfile(self.pending_best_file[d]):
+                os.replace(self.pending_best_file[d], self.best_model_file[d])
+
+    def _settle_pending_best(self) -> None:
+        """Before training: a ``.pending`` file left by a crash is promoted when the ``-last`` this run resumed
+        from selected its epoch (the crash came between that ``-last`` and the promotion), and removed
+        otherwise (its epoch's ``-last`` was never written, so that epoch trains again; or this run did not
+        resume and selected nothing yet)."""
+        for d in DOMAINS:
+            path = self.pending_best_file[d]
+            if not os.path.isfile(path):
+                continue
+            selected = self.result.best_epoch.get(d)
+            if selected is not None and compat.load_checkpoint(path, map_location="cpu").get("epoch") == selected:
+                os.replace(path, self.best_model_file[d])
+            else:
+                os.remove(path)
 
     def _selected_state(self, domain: str, epoch: int) -> dict:
         """The weights ``domain`` selected at ``epoch``: kept in memory, or its ``-best`` checkpoint (also
@@ -356,6 +402,7 @@ class CrossDomainTrainer(Trainer):
         budget = TrainingBudget(cpu_minutes if cpu_minutes is not None else self.config["max_train_minutes"],
                                 cpu=cpu_minutes is not None)
         budget.used = self.budget_used
+        self._check_budget_clock(budget)
         epochs = self.epochs if self.trainable else 1
         if epochs < 1:
             raise EmptyRunError(f"epochs={epochs}: no training epoch would run and nothing would be evaluated; "
@@ -365,6 +412,8 @@ class CrossDomainTrainer(Trainer):
             if self._resumed_random["data_order"] is not None and getattr(train_data, "generator", None) is not None:
                 train_data.generator.set_state(self._resumed_random["data_order"])
             self._resumed_random = None
+        if saved:
+            self._settle_pending_best()
         stop_reason = self._resumed_stop or "max epochs"
         for epoch in range(epochs if self._resumed_stop else self.start_epoch, epochs):
             out_of_time = cut = False
@@ -397,6 +446,7 @@ class CrossDomainTrainer(Trainer):
             stopped = why_training_stops(selector.should_stop, out_of_time, budget, cut)
             if saved:
                 self._write(self._cdsr_state(epoch, selector, train_data, stopped), self.saved_model_file)
+                self._promote_pending_best()
             if stopped:
                 stop_reason = stopped
                 break

@@ -383,3 +383,84 @@ def test_a_best_checkpoint_of_another_run_at_the_same_epoch_is_refused(abxi_smal
         run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
     torch.save({k: v for k, v in kept.items() if k != "run"}, best)  # written before -best files carried their run
     resumes_and_tests_both_domains(run)
+
+
+def pending_file(directory, domain: str):
+    return directory / f"IFCDSR-fk_abxi-seed5-best_{domain}.pending.pth"
+
+
+@pytest.mark.integration
+def test_a_crash_between_an_improving_epochs_best_and_last_writes_loses_nothing(abxi_small_dir, tmp_path, monkeypatch):
+    """Epoch 1 improves, its weights are written, and the process dies before its -last. The resumed run starts
+    at epoch 1 again; here it trains no more (epochs lowered to 1), so it selects epoch 0. Before, epoch 1's
+    weights had overwritten -best and the test pass refused the run ('holds epoch 1, but domain X selected
+    epoch 0'): they now wait in a .pending file that only epoch 1's -last promotes, and the resume drops it."""
+    monkeypatch.chdir(tmp_path)
+    one = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings(abxi_small_dir, tmp_path / "a", epochs=1))
+    write = CrossDomainTrainer._write
+
+    def die_before_epoch_1s_last(self, state, path):
+        if path.endswith("-last.pth") and state["epoch"] == 1:
+            raise Interrupted
+        write(self, state, path)
+
+    run = settings(abxi_small_dir, tmp_path / "b", epochs=2)
+    with monkeypatch.context() as patch:
+        patch.setattr(CrossDomainTrainer, "_write", die_before_epoch_1s_last)
+        with pytest.raises(Interrupted):
+            run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    waiting = [d for d in ("X", "Y") if pending_file(tmp_path / "b", d).is_file()]
+    assert waiting, "epoch 1 improved no domain on this slice: the case this test is about did not arise"
+    assert all(compat.load_checkpoint(tmp_path / "b" / f"IFCDSR-fk_abxi-seed5-best_{d}.pth")["epoch"] == 0
+               for d in waiting)
+    resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "epochs": 1, "resume": True})
+    assert {k: v for k, v in resumed.items() if k not in TIMING} == {k: v for k, v in one.items() if k not in TIMING}
+    assert not any(pending_file(tmp_path / "b", d).exists() for d in ("X", "Y"))
+
+
+@pytest.mark.integration
+def test_a_crash_between_an_epochs_last_and_its_best_promotion_keeps_that_epochs_weights(abxi_small_dir, tmp_path,
+                                                                                           monkeypatch):
+    """The process dies after epoch 1's -last (which selected epoch 1) but before its weights became -best:
+    the resume promotes the .pending file, and the results are the uninterrupted run's."""
+    monkeypatch.chdir(tmp_path)
+    run = settings(abxi_small_dir, tmp_path / "a", epochs=2)
+    straight = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    promote = CrossDomainTrainer._promote_pending_best
+    calls = []
+
+    def die_at_the_second_promotion(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupted
+        promote(self)
+
+    run = settings(abxi_small_dir, tmp_path / "b", epochs=2)
+    with monkeypatch.context() as patch:
+        patch.setattr(CrossDomainTrainer, "_promote_pending_best", die_at_the_second_promotion)
+        with pytest.raises(Interrupted):
+            run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    waiting = [d for d in ("X", "Y") if pending_file(tmp_path / "b", d).is_file()]
+    assert waiting and all(straight["best_epoch"][d] == 1 for d in waiting)
+    resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
+    assert {k: v for k, v in resumed.items() if k not in TIMING} == {k: v for k, v in straight.items() if k not in TIMING}
+    assert not any(pending_file(tmp_path / "b", d).exists() for d in ("X", "Y"))
+    assert all(compat.load_checkpoint(tmp_path / "b" / f"IFCDSR-fk_abxi-seed5-best_{d}.pth")["epoch"] == 1
+               for d in waiting)
+
+
+@pytest.mark.integration
+def test_a_resume_under_the_other_budget_clock_is_refused(abxi_small_dir, tmp_path, monkeypatch):
+    """CPU seconds spent under max_train_cpu_minutes cannot be carried into a wall-clock budget (or the reverse):
+    the resumed run would stop at the wrong time and report a sum of both; the resume is refused in one line."""
+    monkeypatch.chdir(tmp_path)
+    run = settings(abxi_small_dir, tmp_path / "saved", epochs=1, max_train_cpu_minutes=10)
+    cpu = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    assert cpu["train_cpu_seconds"] > 0 and compat.load_checkpoint(last_file(tmp_path / "saved"))["budget_clock"] == "cpu"
+    wall = {**run, "epochs": 2, "resume": True, "max_train_cpu_minutes": None, "max_train_minutes": 10}
+    with pytest.raises(CheckpointMismatchError, match=r"-last\.pth: its training budget counted cpu seconds \(\d+ s "
+                                                      r"spent, under max_train_cpu_minutes\); this run's budget counts "
+                                                      r"wall seconds \(max_train_minutes\)"):
+        run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=wall)
+    resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "epochs": 2, "resume": True})
+    assert resumed["epochs_run"] == 2 and resumed["train_cpu_seconds"] >= cpu["train_cpu_seconds"]
