@@ -53,12 +53,21 @@ def plain_full_loss(model, batch):
     return total
 
 
-@pytest.mark.parametrize("tile", [10 ** 9, 400_000])  # one item tile per 1,024 positions; 390 items a tile
-def test_tiled_full_loss_and_gradients_equal_the_plain_softmax(abxi_slice_with_images, tile):
+@pytest.mark.parametrize("tile, kept, blocks", [(10 ** 9, True, 1), (4_000_000, True, 2), (400_000, False, 1)])
+def test_tiled_full_loss_and_gradients_equal_the_plain_softmax(abxi_slice_with_images, tile, kept, blocks, monkeypatch):
+    """10^9: each branch in one block, its logits kept between the two passes; 4,000,000 (the default): the
+    merged branch in blocks of a few hundred positions, kept; 400,000: fewer than MIN_KEPT_ROWS positions
+    would fit, so the tiles (a few hundred items) are recomputed."""
+    from recbole_ifcdsr.model import tiled_softmax
+    plans = []
+    plan = tiled_softmax.plan_tiles
+    monkeypatch.setattr(tiled_softmax, "plan_tiles", lambda *a: plans.append((a[0], plan(*a))) or plans[-1][1])
     config, data, model = build(abxi_slice_with_images, loss_type="full", full_loss_tile=tile)
     batch = first_batch(config, data)
     assert model.loss_type == "full" and len(model.frozen) == 1
     tiled, tiled_grads = loss_and_grads(model, batch)
+    assert len(plans) == 3 and all(p[2] == kept for _, p in plans)  # one plan per branch
+    assert max(-(-n // p[0]) for n, p in plans) >= blocks  # positions / positions per block, rounded up
     model.zero_grad()
     plain = plain_full_loss(model, batch)
     plain.backward()

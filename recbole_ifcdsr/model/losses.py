@@ -8,8 +8,8 @@ branch's items (evaluation, ``loss_type: full``) and, per position, the target p
 the batch (``loss_type: sampled``).
 
 - ``full``: the exact softmax over every item of the branch. It needs, per position, only a few
-  log-sum-exps over the items, which ``tiled_softmax`` computes in tiles of positions x items (and
-  recomputes in backward), so no [positions x items] matrix is ever held.
+  log-sum-exps over the items, which ``tiled_softmax`` computes in blocks of positions, turning each
+  block's logits into its gradients at once, so no [positions x items] matrix is ever held.
 - ``sampled``: ``num_negatives`` items drawn once per batch and branch, shared by every position; the
   logits are corrected by the log expected count of each candidate in the draw (logQ), so the sampled
   softmax estimates the full one for any ``negative_distribution``. A negative equal to the position's
@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from recbole_ifcdsr.model.tiled_softmax import MASKED, tiled_log_sum_exps
+from recbole_ifcdsr.model.tiled_softmax import MASKED, exact_nll
 
 LOSS_TYPES = ("full", "sampled")
 NEGATIVE_DISTRIBUTIONS = ("uniform", "popularity")
@@ -86,24 +86,27 @@ def _untrained_id_slot(log_p_known: torch.Tensor, table_log_probs, weights: dict
 def full_nll(vectors: dict, targets: torch.Tensor, rows: dict, featured: dict, weights: dict,
              temperature: float, tile_scores: int) -> torch.Tensor:
     """Exact -sum log P(target) over all of a branch's items, never more than ``tile_scores`` positions x
-    items at once (``tiled_softmax``).
+    items at once per table (``tiled_softmax``).
 
     ``vectors``: table -> [N, d] per position; ``targets``: [N] column of each target; ``rows``: table ->
     [C, d] item rows; ``featured``: frozen table -> [C] bool.
     """
     tables = logits_tables(weights)
     frozen = tables[1:]
-    a, b, c = tiled_log_sum_exps(vectors["id"], rows["id"], [(vectors[m], rows[m], featured[m]) for m in frozen],
-                                 temperature, tile_scores)
-    target_logits = {t: (vectors[t] * rows[t][targets]).sum(-1) / temperature for t in tables}
-    log_p = {"id": target_logits["id"] - a}  # eqs. (3), (4), (8) at the target
-    for k, m in enumerate(frozen):  # eq. (5) and the neutral rule at the target
-        has = featured[m][targets]
-        log_p[m] = torch.where(has, target_logits[m] - c[:, k] + b[:, k] - a, log_p["id"])
-    if len(weights) == 1:
-        return -log_p[next(iter(weights))].sum()
-    terms = [math.log(w) + log_p[t] for t, w in weights.items()]
-    return -torch.logsumexp(torch.stack(terms), dim=0).sum()  # eq. (6)
+    target_featured = [featured[m][targets] for m in frozen]
+
+    def row_nll(block: slice, a, b, c, *target_logits):
+        """-log P(target) of the positions ``block`` from their log-sum-exps (see tiled_softmax)."""
+        log_p = {"id": target_logits[0] - a}  # eqs. (3), (4), (8) at the target
+        for k, m in enumerate(frozen):  # eq. (5) and the neutral rule at the target
+            log_p[m] = torch.where(target_featured[k][block], target_logits[1 + k] - c[:, k] + b[:, k] - a, log_p["id"])
+        if len(weights) == 1:
+            return -log_p[next(iter(weights))]
+        return -torch.logsumexp(torch.stack([math.log(w) + log_p[t] for t, w in weights.items()]), dim=0)  # eq. (6)
+
+    target_logits = [(vectors[t] * rows[t][targets]).sum(-1) / temperature for t in tables]
+    return exact_nll(row_nll, vectors["id"], rows["id"], [(vectors[m], rows[m], featured[m]) for m in frozen],
+                     target_logits, temperature, tile_scores)
 
 
 def logits_tables(weights) -> list[str]:

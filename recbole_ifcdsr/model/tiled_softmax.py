@@ -1,4 +1,4 @@
-"""Normalisers of the fused softmax over a large item set, computed tile by tile.
+"""The exact loss over a large item set, its gradients computed block by block in the forward pass.
 
 The exact loss of a branch needs, per position n, only a few log-sum-exps over the branch's items:
 
@@ -6,88 +6,123 @@ The exact loss of a branch needs, per position n, only a few log-sum-exps over t
 - ``B[n, m] = logsumexp_{j featured in m} z_id[n, j]`` (ID mass on the items table m has a feature for),
 - ``C[n, m] = logsumexp_{j featured in m} z_m[n, j]`` (table m's softmax over those items),
 
-with ``z_t = vectors_t @ rows_t.T / temperature``. Everything else in the loss is per position
-(``losses.full_nll``). This function computes them over tiles of at most ``tile_scores`` positions x
-items and never holds a [positions x items] matrix; the backward pass recomputes each tile's logits
-once and adds its share to the gradients of the vectors and the item rows. Memory is a few tiles,
-whatever the catalog and the batch; work is one extra logits product over a plain softmax.
+with ``z_t = vectors_t @ rows_t.T / temperature``. The loss of position n is a function of those and of its
+target's logits alone (``losses.full_nll`` gives it as ``row_nll``), so once a block of positions has its
+log-sum-exps, its share of every gradient is known. :func:`exact_nll` therefore takes each block of
+positions through two passes over the items: the first accumulates the log-sum-exps, the second turns
+the same logits into gradients (the softmax weighted by the loss's derivatives). When a block's logits over
+all items fit in ``tile_scores`` (a block of at least :data:`MIN_KEPT_ROWS` positions), the first pass keeps
+them and the second reuses them: three logits-sized products per table (logits, and the gradients of the
+position vectors and of the item rows) instead of four when backward recomputes each tile's logits (the
+implementation before, 25% fewer multiplications, where nearly all of the loss's time goes;
+``bench/exact_loss.py``). Otherwise, on a catalog too large for that, the second pass recomputes them tile
+by tile. Either way no [positions x items] matrix is held and memory is a few tiles; backward only scales
+the stored gradients by the loss's upstream gradient.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
 # Logit of an item outside a sum. Finite, so that an empty sum gives no NaN (such entries are never
 # selected); exp(MASKED - max) is exactly 0 in float32.
 MASKED = -1.0e30
+#: the fewest positions per block whose logits over all items are kept between the two passes; with fewer,
+#: the products are too thin to run fast, and blocks of up to 1,024 positions recompute their tiles instead
+MIN_KEPT_ROWS = 64
 
 
-def _tiles(n_rows: int, n_items: int, tile_scores: int) -> tuple[int, int]:
+def plan_tiles(n_rows: int, n_items: int, n_tables: int, tile_scores: int) -> tuple[int, int, bool]:
+    """(positions per block, items per tile, whether a block's logits are kept between its passes), so that
+    one tile of every table holds at most ``tile_scores`` scores."""
+    kept_rows = tile_scores // max(1, n_items * n_tables)
+    if kept_rows >= MIN_KEPT_ROWS or kept_rows >= n_rows:
+        return max(1, min(n_rows, kept_rows)), max(1, n_items), True
     rows = max(1, min(n_rows, 1024))
-    return rows, max(1, min(n_items, tile_scores // rows))
+    return rows, max(1, min(n_items, tile_scores // (rows * n_tables))), False
 
 
-class _TiledLogSumExp(torch.autograd.Function):
+class _ExactNLL(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, tile_scores: int, temperature: float, masks: list, v_id, r_id, *frozen):
+    def forward(ctx, row_nll: Callable, tile_scores: int, temperature: float, masks: list, need_grad: bool,
+                v_id, r_id, *rest):
         k = len(masks)
-        v_frozen, r_frozen = frozen[:k], frozen[k:]
+        vectors, item_rows, targets = (v_id, *rest[:k]), (r_id, *rest[k: 2 * k]), rest[2 * k:]
         n, c = v_id.size(0), r_id.size(0)
-        row_tile, item_tile = _tiles(n, c, tile_scores)
-        a = v_id.new_full((n,), MASKED)
-        b = v_id.new_full((n, k), MASKED)
-        cc = v_id.new_full((n, k), MASKED)
-        for i in range(0, n, row_tile):
-            rows = slice(i, i + row_tile)
-            for j in range(0, c, item_tile):
+        rows_per_block, item_tile, kept = plan_tiles(n, c, 1 + k, tile_scores)
+        kept = kept and need_grad
+
+        def zeros_if_needed(xs):
+            return [torch.zeros_like(x) if need_grad and x.requires_grad else None for x in xs]
+
+        g_vectors, g_rows, g_targets = zeros_if_needed(vectors), zeros_if_needed(item_rows), zeros_if_needed(targets)
+        total = v_id.new_zeros(())
+        for i in range(0, n, rows_per_block):
+            block = slice(i, i + rows_per_block)
+            scaled = [v[block] / temperature for v in vectors]  # 1/temperature once per position, not per score
+            size = scaled[0].size(0)
+            a = v_id.new_full((size,), MASKED)
+            b, cc = v_id.new_full((size, k), MASKED), v_id.new_full((size, k), MASKED)
+            kept_tiles = []
+            for j in range(0, c, item_tile):  # pass 1: the log-sum-exps
                 items = slice(j, j + item_tile)
-                z_id = v_id[rows] @ r_id[items].T / temperature
-                a[rows] = torch.logaddexp(a[rows], torch.logsumexp(z_id, dim=1))
+                z = [s @ r[items].T for s, r in zip(scaled, item_rows)]
+                a = torch.logaddexp(a, torch.logsumexp(z[0], dim=1))
                 for m in range(k):
-                    has = masks[m][items]
-                    z_m = v_frozen[m][rows] @ r_frozen[m][items].T / temperature
-                    b[rows, m] = torch.logaddexp(b[rows, m], torch.logsumexp(z_id.masked_fill(~has, MASKED), dim=1))
-                    cc[rows, m] = torch.logaddexp(cc[rows, m], torch.logsumexp(z_m.masked_fill(~has, MASKED), dim=1))
-        ctx.save_for_backward(v_id, r_id, *v_frozen, *r_frozen, a, b, cc)
-        ctx.tile_scores, ctx.temperature, ctx.masks = tile_scores, temperature, masks
-        return a, b, cc
+                    outside = ~masks[m][items]
+                    b[:, m] = torch.logaddexp(b[:, m], torch.logsumexp(z[0].masked_fill(outside, MASKED), dim=1))
+                    cc[:, m] = torch.logaddexp(cc[:, m], torch.logsumexp(z[1 + m].masked_fill(outside, MASKED), dim=1))
+                if kept:
+                    kept_tiles.append(z)
+            with torch.enable_grad():  # the block's loss, and its derivatives in A, B, C and the target logits
+                leaves = [x.detach().requires_grad_() for x in (a, b, cc, *(t[block] for t in targets))]
+                loss = row_nll(block, *leaves).sum()
+                derivatives = torch.autograd.grad(loss, leaves, allow_unused=True) if need_grad else None
+            total = total + loss.detach()
+            if not need_grad:
+                continue
+            d_a, d_b, d_c, *d_targets = [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, derivatives)]
+            for g_target, d_target in zip(g_targets, d_targets):
+                if g_target is not None:
+                    g_target[block] = d_target
+            # the logits' 1/temperature, once per position
+            d_a, d_b, d_c = d_a[:, None] / temperature, d_b / temperature, d_c / temperature
+            for tile_index, j in enumerate(range(0, c, item_tile)):  # pass 2: the gradients
+                items = slice(j, j + item_tile)
+                z = kept_tiles[tile_index] if kept else [s @ r[items].T for s, r in zip(scaled, item_rows)]
+                if kept:
+                    kept_tiles[tile_index] = None  # freed once used
+                g_z = [(z[0] - a[:, None]).exp_().mul_(d_a)]  # d loss / d z_id: the softmax times dL/dA
+                for m in range(k):
+                    outside = ~masks[m][items]  # masked after the product: exp(z - B) is inf where B is MASKED
+                    g_z[0].add_((z[0] - b[:, m, None]).exp_().mul_(d_b[:, m, None]).masked_fill_(outside, 0.0))
+                    g_z.append((z[1 + m] - cc[:, m, None]).exp_().mul_(d_c[:, m, None]).masked_fill_(outside, 0.0))
+                for t, g in enumerate(g_z):
+                    if g_vectors[t] is not None:
+                        g_vectors[t][block] += g @ item_rows[t][items]
+                    if g_rows[t] is not None:
+                        g_rows[t][items] += g.T @ vectors[t][block]
+        ctx.grads = [g_vectors[0], g_rows[0], *g_vectors[1:], *g_rows[1:], *g_targets]  # in apply's order
+        return total
 
     @staticmethod
-    def backward(ctx, grad_a, grad_b, grad_c):
-        k = len(ctx.masks)
-        v_id, r_id, *rest = ctx.saved_tensors
-        v_frozen, r_frozen, (a, b, cc) = rest[:k], rest[k: 2 * k], rest[2 * k:]
-        needs = ctx.needs_input_grad[3:]
-        t = ctx.temperature
-        n, c = v_id.size(0), r_id.size(0)
-        row_tile, item_tile = _tiles(n, c, ctx.tile_scores)
-        grads = [torch.zeros_like(x) if need else None for x, need in zip((v_id, r_id, *v_frozen, *r_frozen), needs)]
-        for i in range(0, n, row_tile):
-            rows = slice(i, i + row_tile)
-            for j in range(0, c, item_tile):
-                items = slice(j, j + item_tile)
-                z_id = v_id[rows] @ r_id[items].T / t
-                g_id = grad_a[rows, None] * torch.exp(z_id - a[rows, None])  # d A / d z_id: the softmax
-                for m in range(k):
-                    has = ctx.masks[m][items]
-                    g_id += torch.where(has, grad_b[rows, m, None] * torch.exp(z_id - b[rows, m, None]), 0.0)
-                    z_m = v_frozen[m][rows] @ r_frozen[m][items].T / t
-                    g_m = torch.where(has, grad_c[rows, m, None] * torch.exp(z_m - cc[rows, m, None]), 0.0) / t
-                    if grads[2 + m] is not None:
-                        grads[2 + m][rows] += g_m @ r_frozen[m][items]
-                    if grads[2 + k + m] is not None:
-                        grads[2 + k + m][items] += g_m.T @ v_frozen[m][rows]
-                g_id /= t
-                if grads[0] is not None:
-                    grads[0][rows] += g_id @ r_id[items]
-                if grads[1] is not None:
-                    grads[1][items] += g_id.T @ v_id[rows]
-        return (None, None, None, *grads)
+    def backward(ctx, grad_total):
+        return (None, None, None, None, None, *(None if g is None else g * grad_total for g in ctx.grads))
 
 
-def tiled_log_sum_exps(v_id: torch.Tensor, r_id: torch.Tensor, frozen: list, temperature: float,
-                       tile_scores: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``A [N]``, ``B [N, M]``, ``C [N, M]`` of the module docstring. ``frozen``: one
-    ``(vectors [N, d_m], rows [C, d_m], featured [C] bool)`` per frozen table m."""
+def exact_nll(row_nll: Callable, v_id: torch.Tensor, r_id: torch.Tensor, frozen: list, targets: list,
+              temperature: float, tile_scores: int) -> torch.Tensor:
+    """``sum_n row_nll(...)[n]``, the exact loss over every item, with gradients for every input that needs them.
+
+    ``v_id [N, d]``, ``r_id [C, d]``: the ID vectors of the positions and rows of the items; ``frozen``: one
+    ``(vectors [N, d_m], rows [C, d_m], featured [C] bool)`` per frozen table m; ``targets``: tensors [N] (the
+    targets' logits, one per table) that ``row_nll`` reads and whose gradients flow back through them;
+    ``row_nll(block, A, B, C, *targets)``: the loss of the positions ``block`` (a slice) from their
+    ``A [R]``, ``B [R, M]``, ``C [R, M]`` of the module docstring and their slices of ``targets``, [R].
+    """
     masks = [f for _, _, f in frozen]
-    return _TiledLogSumExp.apply(int(tile_scores), float(temperature), masks, v_id, r_id,
-                                 *[v for v, _, _ in frozen], *[r for _, r, _ in frozen])
+    inputs = (v_id, r_id, *[v for v, _, _ in frozen], *[r for _, r, _ in frozen], *targets)
+    need_grad = torch.is_grad_enabled() and any(x.requires_grad for x in inputs)
+    return _ExactNLL.apply(row_nll, int(tile_scores), float(temperature), masks, need_grad,
+                           v_id, r_id, *[v for v, _, _ in frozen], *[r for _, r, _ in frozen], *targets)
