@@ -2,6 +2,7 @@
 another run (other data, settings or shapes), a truncated one or an old one is refused in one line."""
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -389,6 +390,16 @@ def pending_file(directory, domain: str):
     return directory / f"IFCDSR-fk_abxi-seed5-best_{domain}.pending.pth"
 
 
+def crash_leaving_pending_files(monkeypatch, run: dict, method: str, crashing) -> list:
+    """Run with CrossDomainTrainer's ``method`` replaced by ``crashing`` (which raises Interrupted), and
+    return the domains whose .pending weights the crash left."""
+    with monkeypatch.context() as patch:
+        patch.setattr(CrossDomainTrainer, method, crashing)
+        with pytest.raises(Interrupted):
+            run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    return [d for d in ("X", "Y") if pending_file(Path(run["checkpoint_dir"]), d).is_file()]
+
+
 @pytest.mark.integration
 def test_a_crash_between_an_improving_epochs_best_and_last_writes_loses_nothing(abxi_small_dir, tmp_path, monkeypatch):
     """Epoch 1 improves, its weights are written, and the process dies before its -last. The resumed run starts
@@ -405,11 +416,7 @@ def test_a_crash_between_an_improving_epochs_best_and_last_writes_loses_nothing(
         write(self, state, path)
 
     run = settings(abxi_small_dir, tmp_path / "b", epochs=2)
-    with monkeypatch.context() as patch:
-        patch.setattr(CrossDomainTrainer, "_write", die_before_epoch_1s_last)
-        with pytest.raises(Interrupted):
-            run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
-    waiting = [d for d in ("X", "Y") if pending_file(tmp_path / "b", d).is_file()]
+    waiting = crash_leaving_pending_files(monkeypatch, run, "_write", die_before_epoch_1s_last)
     assert waiting, "epoch 1 improved no domain on this slice: the case this test is about did not arise"
     assert all(compat.load_checkpoint(tmp_path / "b" / f"IFCDSR-fk_abxi-seed5-best_{d}.pth")["epoch"] == 0
                for d in waiting)
@@ -436,11 +443,7 @@ def test_a_crash_between_an_epochs_last_and_its_best_promotion_keeps_that_epochs
         promote(self)
 
     run = settings(abxi_small_dir, tmp_path / "b", epochs=2)
-    with monkeypatch.context() as patch:
-        patch.setattr(CrossDomainTrainer, "_promote_pending_best", die_at_the_second_promotion)
-        with pytest.raises(Interrupted):
-            run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
-    waiting = [d for d in ("X", "Y") if pending_file(tmp_path / "b", d).is_file()]
+    waiting = crash_leaving_pending_files(monkeypatch, run, "_promote_pending_best", die_at_the_second_promotion)
     assert waiting and all(straight["best_epoch"][d] == 1 for d in waiting)
     resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "resume": True})
     assert {k: v for k, v in resumed.items() if k not in TIMING} == {k: v for k, v in straight.items() if k not in TIMING}
