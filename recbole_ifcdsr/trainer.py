@@ -145,6 +145,7 @@ class CrossDomainTrainer(Trainer):
         # checkpoint (kept across resume); None: resumed from a checkpoint written before checkpoints recorded it
         self._resumed_random: dict | None = None  # random states and data order to restore when fit starts
         self._resumed_stop: str | None = None  # why the resumed run had stopped (budget, early stopping), if it had
+        self._resumed = False  # this run continues from a -last checkpoint
         self._best_states: dict = {}  # epoch -> weights, for runs that write no -best checkpoint (saved=False)
         self.lr_decay = PlateauDecay.from_config(config["lr_decay"])  # None: the learning rate stays as set
         # one loss scaler for the whole run (its scale carries over epochs and a resume), on the run's device
@@ -278,10 +279,15 @@ class CrossDomainTrainer(Trainer):
         self.result, self.history = RunResult.from_json(state["result"]), state["history"]
         self.train_seconds, self.eval_seconds, self.budget_used = state["seconds"]
         self.budget_clock = state.get("budget_clock")  # absent in checkpoints written before it was kept
+        if self.budget_clock is None and self.budget_used > 0:
+            self.logger.info(set_color(f"{self.saved_model_file} does not say which clock its {self.budget_used:.0f} budget "
+                                       f"seconds counted (written before checkpoints recorded it); they are taken as "
+                                       f"this run's", "yellow"))
         self.earlier_wall_seconds = state.get("wall_seconds")  # absent in checkpoints written before it was kept
         self.epoch_losses = list(state["losses"])
         self._resumed_random = {"random": state["random"], "data_order": state["data_order"]}
         self._resumed_stop = state["stopped"]
+        self._resumed = True
         self.start_epoch = state["epoch"] + 1
         if self._resumed_stop:
             self.logger.info(set_color(f"Resumed from {self.saved_model_file}: that run had stopped after epoch "
@@ -412,7 +418,7 @@ class CrossDomainTrainer(Trainer):
             if self._resumed_random["data_order"] is not None and getattr(train_data, "generator", None) is not None:
                 train_data.generator.set_state(self._resumed_random["data_order"])
             self._resumed_random = None
-        if saved:
+        if saved or self._resumed:  # a resumed run tests earlier epochs from the -best files, saving or not
             self._settle_pending_best()
         stop_reason = self._resumed_stop or "max epochs"
         for epoch in range(epochs if self._resumed_stop else self.start_epoch, epochs):

@@ -452,18 +452,24 @@ def test_a_crash_between_an_epochs_last_and_its_best_promotion_keeps_that_epochs
                for d in waiting)
 
 
+CLOCKS = {"cpu": ("max_train_cpu_minutes", {"max_train_cpu_minutes": 10}),
+          "wall": ("max_train_minutes", {"max_train_cpu_minutes": None, "max_train_minutes": 10})}
+
+
+@pytest.mark.parametrize("first, then", [("cpu", "wall"), ("wall", "cpu")])
 @pytest.mark.integration
-def test_a_resume_under_the_other_budget_clock_is_refused(abxi_small_dir, tmp_path, monkeypatch):
-    """CPU seconds spent under max_train_cpu_minutes cannot be carried into a wall-clock budget (or the reverse):
-    the resumed run would stop at the wrong time and report a sum of both; the resume is refused in one line."""
+def test_a_resume_under_the_other_budget_clock_is_refused(abxi_small_dir, tmp_path, monkeypatch, first, then):
+    """Seconds spent under one budget clock cannot be carried into the other (CPU seconds into a wall-clock
+    budget, or the reverse): the resumed run would stop at the wrong time and report a sum of both; the
+    resume is refused in one line, and one under the same clock goes on."""
     monkeypatch.chdir(tmp_path)
-    run = settings(abxi_small_dir, tmp_path / "saved", epochs=1, max_train_cpu_minutes=10)
-    cpu = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
-    assert cpu["train_cpu_seconds"] > 0 and compat.load_checkpoint(last_file(tmp_path / "saved"))["budget_clock"] == "cpu"
-    wall = {**run, "epochs": 2, "resume": True, "max_train_cpu_minutes": None, "max_train_minutes": 10}
-    with pytest.raises(CheckpointMismatchError, match=r"-last\.pth: its training budget counted cpu seconds \(\d+ s "
-                                                      r"spent, under max_train_cpu_minutes\); this run's budget counts "
-                                                      r"wall seconds \(max_train_minutes\)"):
-        run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=wall)
+    run = settings(abxi_small_dir, tmp_path / "saved", epochs=1, **CLOCKS[first][1])
+    done = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
+    assert done["train_seconds"] > 0 and compat.load_checkpoint(last_file(tmp_path / "saved"))["budget_clock"] == first
+    other = {**run, "epochs": 2, "resume": True, **CLOCKS[then][1]}
+    with pytest.raises(CheckpointMismatchError, match=rf"-last\.pth: its training budget counted {first} seconds \(\d+ s "
+                                                      rf"spent, under {CLOCKS[first][0]}\); this run's budget counts "
+                                                      rf"{then} seconds \({CLOCKS[then][0]}\)"):
+        run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=other)
     resumed = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict={**run, "epochs": 2, "resume": True})
-    assert resumed["epochs_run"] == 2 and resumed["train_cpu_seconds"] >= cpu["train_cpu_seconds"]
+    assert resumed["epochs_run"] == 2 and resumed["train_seconds"] >= done["train_seconds"]

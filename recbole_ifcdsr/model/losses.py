@@ -85,8 +85,8 @@ def _untrained_id_slot(log_p_known: torch.Tensor, table_log_probs, weights: dict
 
 def full_nll(vectors: dict, targets: torch.Tensor, rows: dict, featured: dict, weights: dict,
              temperature: float, tile_scores: int) -> torch.Tensor:
-    """Exact -sum log P(target) over all of a branch's items, never more than ``tile_scores`` positions x
-    items at once per table (``tiled_softmax``).
+    """Exact -sum log P(target) over all of a branch's items, never more than ``tile_scores`` scores (positions
+    x items x tables) in one tile (``tiled_softmax``).
 
     ``vectors``: table -> [N, d] per position; ``targets``: [N] column of each target; ``rows``: table ->
     [C, d] item rows; ``featured``: frozen table -> [C] bool.

@@ -16,8 +16,11 @@ them and the second reuses them: three logits-sized products per table (logits, 
 position vectors and of the item rows) instead of four when backward recomputes each tile's logits (the
 implementation before, 25% fewer multiplications, where nearly all of the loss's time goes;
 ``bench/exact_loss.py``). Otherwise, on a catalog too large for that, the second pass recomputes them tile
-by tile. Either way no [positions x items] matrix is held and memory is a few tiles; backward only scales
-the stored gradients by the loss's upstream gradient.
+by tile. Either way no [positions x items] matrix is held: the loss's working memory is about three times
+``tile_scores`` scores (a block's logits, their gradients, one temporary), plus one gradient the size of each
+input, held from the forward pass to backward (for every branch of a batch at once; one item-rows gradient
+per branch is what a 1M-item catalog feels). Backward only scales the stored gradients by the loss's upstream
+gradient.
 """
 from __future__ import annotations
 
@@ -108,6 +111,9 @@ class _ExactNLL(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_total):
+        if torch.is_grad_enabled():  # create_graph=True: a derivative of the stored constants would be silently wrong
+            raise RuntimeError("the exact loss (loss_type: full) finds its gradients in its forward pass, so it has no "
+                               "second derivative (create_graph=True)")
         return (None, None, None, None, None, *(None if g is None else g * grad_total for g in ctx.grads))
 
 
