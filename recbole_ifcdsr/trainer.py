@@ -36,6 +36,10 @@ from recbole_ifcdsr.lr_decay import PlateauDecay
 from recbole_ifcdsr.results import RunResult
 
 
+#: the setting that sets each budget clock's limit
+BUDGET_KEYS = {"cpu": "max_train_cpu_minutes", "wall": "max_train_minutes"}
+
+
 def format_domain_metrics(result: dict, domain_names: dict) -> str:
     """One line per protocol and domain: 'sampled Grocery: MRR 0.1234 ...'."""
     lines = []
@@ -61,6 +65,7 @@ class TrainingBudget:
     def __init__(self, minutes: float | None, cpu: bool):
         self.limit = None if minutes is None else float(minutes) * 60.0
         self.cpu = cpu
+        self.clock_name = "cpu" if cpu else "wall"  # what its seconds count, as checkpoints record it
         self.clock = time.process_time if cpu else time.monotonic
         self.used = 0.0
 
@@ -145,7 +150,6 @@ class CrossDomainTrainer(Trainer):
         # checkpoint (kept across resume); None: resumed from a checkpoint written before checkpoints recorded it
         self._resumed_random: dict | None = None  # random states and data order to restore when fit starts
         self._resumed_stop: str | None = None  # why the resumed run had stopped (budget, early stopping), if it had
-        self._resumed = False  # this run continues from a -last checkpoint
         self._best_states: dict = {}  # epoch -> weights, for runs that write no -best checkpoint (saved=False)
         self.lr_decay = PlateauDecay.from_config(config["lr_decay"])  # None: the learning rate stays as set
         # one loss scaler for the whole run (its scale carries over epochs and a resume), on the run's device
@@ -280,14 +284,13 @@ class CrossDomainTrainer(Trainer):
         self.train_seconds, self.eval_seconds, self.budget_used = state["seconds"]
         self.budget_clock = state.get("budget_clock")  # absent in checkpoints written before it was kept
         if self.budget_clock is None and self.budget_used > 0:
-            self.logger.info(set_color(f"{self.saved_model_file} does not say which clock its {self.budget_used:.0f} budget "
-                                       f"seconds counted (written before checkpoints recorded it); they are taken as "
-                                       f"this run's", "yellow"))
+            self.logger.info(set_color(f"{self.saved_model_file} does not say which clock its "
+                                       f"{self.budget_used:.0f} budget seconds counted (written before checkpoints "
+                                       f"recorded it); they are taken as this run's", "yellow"))
         self.earlier_wall_seconds = state.get("wall_seconds")  # absent in checkpoints written before it was kept
         self.epoch_losses = list(state["losses"])
         self._resumed_random = {"random": state["random"], "data_order": state["data_order"]}
         self._resumed_stop = state["stopped"]
-        self._resumed = True
         self.start_epoch = state["epoch"] + 1
         if self._resumed_stop:
             self.logger.info(set_color(f"Resumed from {self.saved_model_file}: that run had stopped after epoch "
@@ -302,15 +305,14 @@ class CrossDomainTrainer(Trainer):
         into a wall-clock budget (or the reverse) would stop it at the wrong time and report a sum of both."""
         if budget.limit is None:
             return  # nothing is counted against a limit; the spent seconds keep their kind
-        clock = "cpu" if budget.cpu else "wall"
-        if self.budget_clock not in (None, clock) and self.budget_used > 0:
-            key = {"cpu": "max_train_cpu_minutes", "wall": "max_train_minutes"}
+        was, now = self.budget_clock, budget.clock_name
+        if was not in (None, now) and self.budget_used > 0:
             raise CheckpointMismatchError(
-                f"{self.saved_model_file}: its training budget counted {self.budget_clock} seconds "
-                f"({self.budget_used:.0f} s spent, under {key[self.budget_clock]}); this run's budget counts {clock} "
-                f"seconds ({key[clock]}), and the two would add up to neither. Resume under {key[self.budget_clock]}"
-                f"{' with max_train_cpu_minutes: ~' if self.budget_clock == 'wall' else ''}, or run without --resume=True")
-        self.budget_clock = clock
+                f"{self.saved_model_file}: its training budget counted {was} seconds ({self.budget_used:.0f} s spent, "
+                f"under {BUDGET_KEYS[was]}); this run's budget counts {now} seconds ({BUDGET_KEYS[now]}), and the two "
+                f"would add up to neither. Resume under {BUDGET_KEYS[was]}"
+                f"{' with max_train_cpu_minutes: ~' if was == 'wall' else ''}, or run without --resume=True")
+        self.budget_clock = now
 
     def _evaluate_split(self, evaluator: ProtocolEvaluator, split: str, pass_index: int, show_progress: bool) -> dict:
         start = time.monotonic()
@@ -418,7 +420,7 @@ class CrossDomainTrainer(Trainer):
             if self._resumed_random["data_order"] is not None and getattr(train_data, "generator", None) is not None:
                 train_data.generator.set_state(self._resumed_random["data_order"])
             self._resumed_random = None
-        if saved or self._resumed:  # a resumed run tests earlier epochs from the -best files, saving or not
+        if saved or self.start_epoch > 0:  # a resumed run tests earlier epochs from the -best files, saving or not
             self._settle_pending_best()
         stop_reason = self._resumed_stop or "max epochs"
         for epoch in range(epochs if self._resumed_stop else self.start_epoch, epochs):

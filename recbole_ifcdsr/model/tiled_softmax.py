@@ -46,6 +46,36 @@ def plan_tiles(n_rows: int, n_items: int, n_tables: int, tile_scores: int) -> tu
     return rows, max(1, min(n_items, tile_scores // (rows * n_tables))), False
 
 
+def _log_sum_exps(logits, outside: list, c: int, item_tile: int, like: torch.Tensor, keep: bool):
+    """Pass 1 over one block (``like``: its scaled ID vectors): its ``A``, ``B``, ``C`` and, with ``keep``,
+    every tile's logits for pass 2."""
+    k, size = len(outside), like.size(0)
+    a = like.new_full((size,), MASKED)
+    b, cc = like.new_full((size, k), MASKED), like.new_full((size, k), MASKED)
+    kept = []
+    for j in range(0, c, item_tile):
+        items = slice(j, j + item_tile)
+        z = logits(items)
+        a = torch.logaddexp(a, torch.logsumexp(z[0], dim=1))
+        for m in range(k):
+            b[:, m] = torch.logaddexp(b[:, m], torch.logsumexp(z[0].masked_fill(outside[m][items], MASKED), dim=1))
+            featured_only = z[1 + m].masked_fill(outside[m][items], MASKED)
+            cc[:, m] = torch.logaddexp(cc[:, m], torch.logsumexp(featured_only, dim=1))
+        if keep:
+            kept.append(z)
+    return a, b, cc, kept
+
+
+def _logits_gradients(z: list, outside: list, a, b, cc, d_a, d_b, d_c) -> list:
+    """d loss / d logits of one tile, per table: the softmaxes weighted by the loss's derivatives in A, B, C
+    (masked after the product: exp(z - B) is inf where B is MASKED)."""
+    g_z = [(z[0] - a[:, None]).exp_().mul_(d_a)]
+    for m, out in enumerate(outside):
+        g_z[0].add_((z[0] - b[:, m, None]).exp_().mul_(d_b[:, m, None]).masked_fill_(out, 0.0))
+        g_z.append((z[1 + m] - cc[:, m, None]).exp_().mul_(d_c[:, m, None]).masked_fill_(out, 0.0))
+    return g_z
+
+
 class _ExactNLL(torch.autograd.Function):
     @staticmethod
     def forward(ctx, row_nll: Callable, tile_scores: int, temperature: float, masks: list, need_grad: bool,
@@ -55,6 +85,7 @@ class _ExactNLL(torch.autograd.Function):
         n, c = v_id.size(0), r_id.size(0)
         rows_per_block, item_tile, kept = plan_tiles(n, c, 1 + k, tile_scores)
         kept = kept and need_grad
+        outside = [~m for m in masks]  # items without a feature in each frozen table
 
         def zeros_if_needed(xs):
             return [torch.zeros_like(x) if need_grad and x.requires_grad else None for x in xs]
@@ -64,20 +95,11 @@ class _ExactNLL(torch.autograd.Function):
         for i in range(0, n, rows_per_block):
             block = slice(i, i + rows_per_block)
             scaled = [v[block] / temperature for v in vectors]  # 1/temperature once per position, not per score
-            size = scaled[0].size(0)
-            a = v_id.new_full((size,), MASKED)
-            b, cc = v_id.new_full((size, k), MASKED), v_id.new_full((size, k), MASKED)
-            kept_tiles = []
-            for j in range(0, c, item_tile):  # pass 1: the log-sum-exps
-                items = slice(j, j + item_tile)
-                z = [s @ r[items].T for s, r in zip(scaled, item_rows)]
-                a = torch.logaddexp(a, torch.logsumexp(z[0], dim=1))
-                for m in range(k):
-                    outside = ~masks[m][items]
-                    b[:, m] = torch.logaddexp(b[:, m], torch.logsumexp(z[0].masked_fill(outside, MASKED), dim=1))
-                    cc[:, m] = torch.logaddexp(cc[:, m], torch.logsumexp(z[1 + m].masked_fill(outside, MASKED), dim=1))
-                if kept:
-                    kept_tiles.append(z)
+
+            def logits(items: slice) -> list:
+                return [s @ r[items].T for s, r in zip(scaled, item_rows)]
+
+            a, b, cc, kept_tiles = _log_sum_exps(logits, outside, c, item_tile, scaled[0], kept)
             with torch.enable_grad():  # the block's loss, and its derivatives in A, B, C and the target logits
                 leaves = [x.detach().requires_grad_() for x in (a, b, cc, *(t[block] for t in targets))]
                 loss = row_nll(block, *leaves).sum()
@@ -93,14 +115,10 @@ class _ExactNLL(torch.autograd.Function):
             d_a, d_b, d_c = d_a[:, None] / temperature, d_b / temperature, d_c / temperature
             for tile_index, j in enumerate(range(0, c, item_tile)):  # pass 2: the gradients
                 items = slice(j, j + item_tile)
-                z = kept_tiles[tile_index] if kept else [s @ r[items].T for s, r in zip(scaled, item_rows)]
+                z = kept_tiles[tile_index] if kept else logits(items)
                 if kept:
                     kept_tiles[tile_index] = None  # freed once used
-                g_z = [(z[0] - a[:, None]).exp_().mul_(d_a)]  # d loss / d z_id: the softmax times dL/dA
-                for m in range(k):
-                    outside = ~masks[m][items]  # masked after the product: exp(z - B) is inf where B is MASKED
-                    g_z[0].add_((z[0] - b[:, m, None]).exp_().mul_(d_b[:, m, None]).masked_fill_(outside, 0.0))
-                    g_z.append((z[1 + m] - cc[:, m, None]).exp_().mul_(d_c[:, m, None]).masked_fill_(outside, 0.0))
+                g_z = _logits_gradients(z, [out[items] for out in outside], a, b, cc, d_a, d_b, d_c)
                 for t, g in enumerate(g_z):
                     if g_vectors[t] is not None:
                         g_vectors[t][block] += g @ item_rows[t][items]
@@ -130,5 +148,4 @@ def exact_nll(row_nll: Callable, v_id: torch.Tensor, r_id: torch.Tensor, frozen:
     masks = [f for _, _, f in frozen]
     inputs = (v_id, r_id, *[v for v, _, _ in frozen], *[r for _, r, _ in frozen], *targets)
     need_grad = torch.is_grad_enabled() and any(x.requires_grad for x in inputs)
-    return _ExactNLL.apply(row_nll, int(tile_scores), float(temperature), masks, need_grad,
-                           v_id, r_id, *[v for v, _, _ in frozen], *[r for _, r, _ in frozen], *targets)
+    return _ExactNLL.apply(row_nll, int(tile_scores), float(temperature), masks, need_grad, *inputs)
