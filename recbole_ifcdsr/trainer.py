@@ -75,6 +75,12 @@ class TrainingBudget:
     def describe(self) -> str:
         return f"{self.limit / 60:g} {'CPU' if self.cpu else 'wall'}{BUDGET_STOP_SUFFIX}"
 
+    def spent_line(self, epoch: int, seconds: float) -> str:
+        """One log line per epoch: what it cost on the budget's clock and what is left, so a log shows how
+        many epochs a cap buys on a loaded machine (CPU seconds per epoch grow when processes share cores)."""
+        return (f"epoch {epoch} budget [{self.clock_name} time: {seconds:.1f}s, used {self.used:.0f}s of "
+                f"{self.limit:.0f}s]")
+
 
 def why_training_stops(selection_stopped: bool, out_of_time: bool, budget: TrainingBudget,
                        cut: bool = True) -> str | None:
@@ -426,12 +432,14 @@ class CrossDomainTrainer(Trainer):
         for epoch in range(epochs if self._resumed_stop else self.start_epoch, epochs):
             out_of_time = cut = False
             if self.trainable:
-                start = time.monotonic()
+                start, budget_before = time.monotonic(), budget.used
                 loader = _UntilBudget(train_data, budget) if budget.limit is not None else train_data
                 loss = self._train_epoch(loader, epoch, show_progress=show_progress)
                 self.epoch_losses.append(loss)
                 self.train_seconds += time.monotonic() - start
                 self.logger.info(self._generate_train_loss_output(epoch, start, time.monotonic(), loss))
+                if budget.limit is not None:  # RecBole's line gives wall time; a CPU cap is spent in CPU time
+                    self.logger.info(budget.spent_line(epoch, budget.used - budget_before))
                 self.budget_used = budget.used
                 cut = isinstance(loader, _UntilBudget) and loader.cut
                 # spent on the final epoch's last batch, the epochs ended the run, not the budget

@@ -1,6 +1,7 @@
 """Resume: an interrupted run continues bit for bit as if it had never stopped, and a checkpoint of
 another run (other data, settings or shapes), a truncated one or an old one is refused in one line."""
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -305,6 +306,21 @@ def test_a_wall_clock_budget_reports_no_cpu_seconds(abxi_small_dir, tmp_path, mo
     wall = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=run)
     assert (wall["epochs_run"], wall["stop_reason"], wall["train_cpu_seconds"]) == (1, "0 wall-minute budget", None)
     assert isinstance(wall["train_seconds"], float) and wall["train_seconds"] >= 0  # one batch: 0.0 on a fast machine
+
+
+@pytest.mark.integration
+def test_each_epoch_logs_what_it_cost_on_the_budgets_clock(abxi_small_dir, tmp_path, monkeypatch, caplog):
+    """A CPU cap is spent in CPU seconds, which RecBole's epoch line (wall time) does not show: each epoch
+    logs its own, and they add up to the run's ``train_cpu_seconds``."""
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.INFO):
+        run = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings(
+            abxi_small_dir, tmp_path / "saved", epochs=2, max_train_cpu_minutes=10))
+    lines = [m for m in caplog.messages if " budget [" in m]
+    parsed = [re.fullmatch(r"epoch (\d) budget \[cpu time: ([\d.]+)s, used (\d+)s of 600s\]", m) for m in lines]
+    assert all(parsed) and [int(p[1]) for p in parsed] == [0, 1], lines
+    assert sum(float(p[2]) for p in parsed) == pytest.approx(run["train_cpu_seconds"], abs=0.1)
+    assert int(parsed[-1][3]) == round(run["train_cpu_seconds"])
 
 
 PER_DOMAIN = {"cdsr_selection": {"mode": "per_domain", "metric": "MRR", "improve": "gt", "warmup_epochs": 0,
