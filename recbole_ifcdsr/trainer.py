@@ -65,9 +65,13 @@ class TrainingBudget:
     def __init__(self, minutes: float | None, cpu: bool):
         self.limit = None if minutes is None else float(minutes) * 60.0
         self.cpu = cpu
-        self.clock_name = "cpu" if cpu else "wall"  # what its seconds count, as checkpoints record it
         self.clock = time.process_time if cpu else time.monotonic
         self.used = 0.0
+
+    @property
+    def clock_name(self) -> str:
+        """What its seconds count, as checkpoints record it."""
+        return "cpu" if self.cpu else "wall"
 
     def exhausted(self, extra: float = 0.0) -> bool:
         return self.limit is not None and self.used + extra >= self.limit
@@ -101,6 +105,7 @@ class _UntilBudget:
     def __init__(self, loader, budget: TrainingBudget):
         self._loader, self._budget = loader, budget
         self.cut = False  # the last epoch ended before its last batch
+        self.spent = 0.0  # the last epoch's seconds on the budget's clock
 
     def __iter__(self):
         start, self.cut = self._budget.clock(), False
@@ -109,7 +114,8 @@ class _UntilBudget:
             if self._budget.exhausted(self._budget.clock() - start):
                 self.cut = done < len(self._loader)  # spent on the epoch's last batch: nothing was cut
                 break
-        self._budget.used += self._budget.clock() - start
+        self.spent = self._budget.clock() - start
+        self._budget.used += self.spent
 
     def __len__(self):
         return len(self._loader)
@@ -432,14 +438,14 @@ class CrossDomainTrainer(Trainer):
         for epoch in range(epochs if self._resumed_stop else self.start_epoch, epochs):
             out_of_time = cut = False
             if self.trainable:
-                start, budget_before = time.monotonic(), budget.used
+                start = time.monotonic()
                 loader = _UntilBudget(train_data, budget) if budget.limit is not None else train_data
                 loss = self._train_epoch(loader, epoch, show_progress=show_progress)
                 self.epoch_losses.append(loss)
                 self.train_seconds += time.monotonic() - start
                 self.logger.info(self._generate_train_loss_output(epoch, start, time.monotonic(), loss))
-                if budget.limit is not None:  # RecBole's line gives wall time; a CPU cap is spent in CPU time
-                    self.logger.info(budget.spent_line(epoch, budget.used - budget_before))
+                if isinstance(loader, _UntilBudget):  # RecBole's line gives wall time; a CPU cap is spent in CPU time
+                    self.logger.info(budget.spent_line(epoch, loader.spent))
                 self.budget_used = budget.used
                 cut = isinstance(loader, _UntilBudget) and loader.cut
                 # spent on the final epoch's last batch, the epochs ended the run, not the budget
