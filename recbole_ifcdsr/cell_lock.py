@@ -46,3 +46,20 @@ def hold_cell(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def holder(path: Path) -> str | None:
+    """Who holds the lock file ``path`` (its text), or None when no process does: a look that never takes
+    the cell. A shared lock is tried and dropped at once, so only a holder that starts in that instant
+    would be told the cell is busy (and skip it, as for any holder)."""
+    if fcntl is None or not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        return None
+    finally:
+        os.close(fd)

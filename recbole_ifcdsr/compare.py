@@ -41,11 +41,11 @@ from pathlib import Path
 import numpy as np
 
 from recbole_ifcdsr import io, report
-from recbole_ifcdsr.cell_lock import CellBusy, hold_cell
+from recbole_ifcdsr.cell_lock import CellBusy, hold_cell, holder
 from recbole_ifcdsr.cli import PROG, CommandParser, config_options, number_option
 from recbole_ifcdsr.constants import DOMAINS, SPLITS, budget_stopped
 from recbole_ifcdsr.errors import ConfigError, run_cli
-from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties
+from recbole_ifcdsr.paths import SHIPPED_DATASETS, default_data_path, default_properties, run_checkpoint_stem
 from recbole_ifcdsr.results import RunResult
 from recbole_ifcdsr.yamlfile import read_yaml
 
@@ -300,6 +300,28 @@ def _stored_result(out_dir: Path, request: dict) -> tuple[str, str | None]:
             problem = result_problem(stored)
             return ("reused", None) if problem is None else ("incomplete", problem)
     return "none", None
+
+
+def plan_cell(request: dict, out_dir: Path, overrides: list[str], resume: bool = False) -> str:
+    """What ``run_cell`` would do with the cell now, found without doing it (``compare --plan``): a grid of
+    hours should say which cells it will train before it starts, not after."""
+    stored, problem = _stored_result(out_dir, request)
+    if stored == "reused":
+        return "reused"
+    checkpoints = cell_checkpoint_dir(out_dir, request, overrides)
+    held = holder(_cell_file(checkpoints, request, "lock"))
+    if held:
+        return f"left alone: running in {held}"
+    last = checkpoints / f"{run_checkpoint_stem(request['model'], request['dataset'], request['seed'])}-last.pth"
+    if resume and _same_cell_started(request, checkpoints) and last.is_file():
+        how = f"resumes from {last}"
+    else:
+        how = "trains from the start"
+    if stored == "incomplete":
+        how += f" (its stored results are incomplete: {problem})"
+    elif cell_path(out_dir, request, ".json").is_file():
+        how += " (its results file holds another request's run, which it replaces)"
+    return how
 
 
 def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: list[str],
@@ -587,6 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", choices=("valid", "test"), help="split the tables show")
     parser.add_argument("--select", default=None, choices=TABLE_METRICS,
                         help="name the row with the best validation METRIC (mean over domains), e.g. MRR")
+    parser.add_argument("--plan", action="store_true",
+                        help="say what each cell would do (reused, trains, resumes, left alone) and stop: "
+                             "nothing is trained or written")
     return parser
 
 
@@ -630,14 +655,29 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(lambda: run_grid(args, specs, config_files, overrides, command))
 
 
+def print_plan(cells: list, out_dir: Path, resume: bool) -> int:
+    """One line per cell, then the counts; exit status 0 (a plan is not a failure)."""
+    plans = [plan_cell(request, out_dir, own, resume) for request, own in cells]
+    for (request, _), how in zip(cells, plans):
+        print(f"{row_label(request)} seed {request['seed']}: {how}")
+    reused = plans.count("reused")
+    busy = sum(how.startswith("left alone") for how in plans)
+    print(f"{len(plans)} cells: {reused} reused, {len(plans) - reused - busy} to train "
+          f"({sum(how.startswith('resumes') for how in plans)} resuming), {busy} running elsewhere")
+    return 0
+
+
 def run_grid(args: argparse.Namespace, specs: list, config_files: list[str], overrides: list[str], command: str) -> int:
-    """Run (or reuse) every cell, write the summary and print its table last."""
+    """Run (or reuse) every cell, write the summary and print its table last (with --plan: only say what
+    each cell would do)."""
     out_dir = Path(args.out or f"results/{args.dataset}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     cells = []
     for label, model, own in specs:
         for seed in range(args.seeds):
             cells.append((cell_request(model, args.dataset, seed, config_files, overrides + own, label), overrides + own))
+    if args.plan:
+        return print_plan(cells, out_dir, args.resume)
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     def run(cell):
         start = time.monotonic()

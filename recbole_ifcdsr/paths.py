@@ -29,6 +29,12 @@ SHIPPED_DATASET_DIR = _own("dataset")  # the embedded datasets (gzipped atomic f
 SHIPPED_DATASETS = ("fk_abxi", "fk_llmcdsr")
 
 
+def run_checkpoint_stem(model: str, dataset: str, seed: int) -> str:
+    """``<model>-<dataset>-seed<N>``, the stem of a run's checkpoint files in its checkpoint_dir (``-last.pth``,
+    ``-best_X.pth``): the trainer writes them, and ``compare --plan`` looks for them without importing it."""
+    return f"{model}-{dataset}-seed{seed}"
+
+
 def default_data_path() -> Path:
     """RecBole's default ``data_path``: ``dataset/`` in the working directory."""
     return Path.cwd() / "dataset"

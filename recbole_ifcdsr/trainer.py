@@ -33,6 +33,7 @@ from recbole_ifcdsr.errors import CheckpointError, CheckpointMismatchError, Empt
 from recbole_ifcdsr.evaluation.protocol import ProtocolEvaluator
 from recbole_ifcdsr.evaluation.selection import ModelSelector
 from recbole_ifcdsr.lr_decay import PlateauDecay
+from recbole_ifcdsr.paths import run_checkpoint_stem
 from recbole_ifcdsr.results import RunResult
 
 
@@ -143,7 +144,7 @@ class CrossDomainTrainer(Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
         compat.trust_checkpoint_dir(self.checkpoint_dir)
-        stem = f"{config['model']}-{config['dataset']}-seed{config['seed']}"
+        stem = run_checkpoint_stem(config['model'], config['dataset'], config['seed'])
         self.saved_model_file = os.path.join(self.checkpoint_dir, f"{stem}-last.pth")
         self.best_model_file = {d: os.path.join(self.checkpoint_dir, f"{stem}-best_{d}.pth") for d in DOMAINS}
         # an improving epoch's weights wait here until that epoch's -last is written (see _keep_best)

@@ -595,3 +595,47 @@ def test_resume_marks_are_per_cell_and_old_folders_still_resume(tmp_path):
         _cell_file(new, request, CELL_MARK).write_text(json.dumps(request))
     (new / CELL_MARK).write_text(json.dumps(seed1))  # a stale row mark does not override a cell's own
     assert _same_cell_started(seed0, new) and _same_cell_started(seed1, new)
+
+
+@pytest.mark.unit
+def test_plan_says_what_each_cell_would_do_and_writes_nothing(tmp_path, capsys):
+    """compare --plan before a grid of hours: each cell's fate (reused, resumed, trained, left to another
+    process), found the way the grid finds it, with nothing trained or written."""
+    from recbole_ifcdsr.cell_lock import hold_cell
+    from recbole_ifcdsr.compare import CELL_MARK, _cell_file, cell_checkpoint_dir, cell_path, main
+
+    out = tmp_path / "grid"
+    argv = ["--dataset=fk_abxi", "--models=Pop", "--seeds=5", f"--out={out}", "--epochs=1", "--plan"]
+    assert main(argv + ["--resume"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"Pop seed {s}: trains from the start" for s in range(5)] + [
+        "5 cells: 0 reused, 5 to train (0 resuming), 0 running elsewhere"]
+    assert not out.exists()
+
+    requests = [cell_request("Pop", "fk_abxi", s, [], ["--epochs=1"]) for s in range(5)]
+    saved = cell_checkpoint_dir(out, requests[0], [])
+    saved.mkdir(parents=True)
+    cell_path(out, requests[0], ".json").write_text(json.dumps({**fake_result("Pop", 0, 0.1, 0.1), "cell_request": requests[0]}))
+    cell_path(out, requests[1], ".json").write_text(json.dumps({"cell_request": requests[1], "protocols": ["sampled"]}))
+    other = cell_request("Pop", "fk_abxi", 2, [], ["--epochs=2"])
+    cell_path(out, requests[2], ".json").write_text(json.dumps({**fake_result("Pop", 2, 0.1, 0.1), "cell_request": other}))
+    _cell_file(saved, requests[3], CELL_MARK).write_text(json.dumps(requests[3]))
+    last = saved / "Pop-fk_abxi-seed3-last.pth"
+    last.write_bytes(b"a checkpoint")
+    files_before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with hold_cell(_cell_file(saved, requests[4], "lock")):
+        assert main(argv + ["--resume"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert main(argv) == 0  # without --resume a started cell starts again
+        without_resume = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Pop seed 0: reused"
+    assert lines[1] == "Pop seed 1: trains from the start (its stored results are incomplete: " \
+                       "no sampled valid results for domain X)"
+    assert lines[2] == "Pop seed 2: trains from the start (its results file holds another request's run, which it replaces)"
+    assert lines[3] == f"Pop seed 3: resumes from {last}"
+    assert lines[4].startswith(f"Pop seed 4: left alone: running in pid {os.getpid()}, since ")
+    assert lines[5] == "5 cells: 1 reused, 3 to train (1 resuming), 1 running elsewhere"
+    assert without_resume[3] == "Pop seed 3: trains from the start"
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == files_before + [Path("saved/Pop/fk_abxi-seed4.lock")]
+    last.unlink()  # a started cell whose -last is gone starts afresh, as the run itself does
+    assert main(argv + ["--resume"]) == 0
+    assert capsys.readouterr().out.splitlines()[3] == "Pop seed 3: trains from the start"

@@ -8,6 +8,7 @@
 #                                           stopped and lost (their checkpoints are too large to carry back);
 #                                           the finished ones go to $OUT/round5-cells.tgz. Carry .whl (see
 #                                           device_round4.sh) and, for LLMEMF, dataset/fk_abxi/*.text_minilm.npz.
+#   bash tools/round5.sh plan               what `table` would do with each cell (compare --plan), training nothing.
 #   bash tools/round5.sh table              the block in docs/results.md, reusing every cell.
 # Finished cells are kept in docs/results/cells/converge5-fk_abxi/ and copied into the out folder first, so
 # no mode trains a kept cell again. SMOKE=1 with `device` runs one 1-epoch cell into /tmp on this CPU.
@@ -93,9 +94,12 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("*-seed*.json")):
     print(f.name, d["stop_reason"], d["epochs_run"], d["best_epoch"], "valid", mrr(v), "test", mrr(t), d["machine"])
 PY
   ;;
+plan)
+  PY=${PY:-.venv/bin/python}; keep_cells
+  $PY -m recbole_ifcdsr compare "--models=$(specs "${ORDER[@]}")" "${ARGS[@]}" --plan ;;
 table)
   PY=${PY:-.venv/bin/python}; keep_cells
   $PY -m recbole_ifcdsr compare "--models=$(specs "${ORDER[@]}")" "${ARGS[@]}" --readme=docs/results.md --readme_key=converge5-fk_abxi ;;
 *)
-  echo "usage: bash tools/round5.sh lane LABEL... | device [LABEL...] | table" >&2; exit 2 ;;
+  echo "usage: bash tools/round5.sh lane LABEL... | device [LABEL...] | plan | table" >&2; exit 2 ;;
 esac
