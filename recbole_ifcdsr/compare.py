@@ -611,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="name the row with the best validation METRIC (mean over domains), e.g. MRR")
     parser.add_argument("--plan", action="store_true",
                         help="say what each cell would do (reused, trains, resumes, left alone) and stop: "
-                             "nothing is trained or written")
+                             "nothing is trained, nothing written under --out")
     return parser
 
 
