@@ -6,8 +6,12 @@
 #   bash tools/round5.sh device [LABEL...]  on a lent GPU, in one call: the labels' unfinished cells at once
 #                                           (default: the exact-loss rows). Cells still running at LIMIT s are
 #                                           stopped and lost (their checkpoints are too large to carry back);
-#                                           the finished ones go to $OUT/round5-cells.tgz. Carry .whl (see
-#                                           device_round4.sh) and, for LLMEMF, dataset/fk_abxi/*.text_minilm.npz.
+#                                           the finished ones go to $OUT/round5-cells.tgz. Carry .whl (the
+#                                           `wheels` mode) and, for LLMEMF, dataset/fk_abxi/fk_abxi.text_minilm.npz
+#                                           (built here by LLMEMF's first use): 14 + 44 MB of the 64 MiB a call carries.
+#   bash tools/round5.sh wheels             here, before a GPU call: into .whl, what the lent GPU's image lacks for
+#                                           its Python 3.12 (RecBole 1.2.1 and its small imports; pandas 2.3.3, as
+#                                           the image's pandas 3 is refused by compat.refuse_pandas_copy_on_write).
 #   bash tools/round5.sh plan               what `table` would do with each cell (compare --plan), training nothing.
 #   bash tools/round5.sh table              the block in docs/results.md, reusing every cell.
 # Finished cells are kept in docs/results/cells/converge5-fk_abxi/ and copied into the out folder first, so
@@ -94,6 +98,11 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("*-seed*.json")):
     print(f.name, d["stop_reason"], d["epochs_run"], d["best_epoch"], "valid", mrr(v), "test", mrr(t), d["machine"])
 PY
   ;;
+wheels)
+  PY=${PY:-.venv/bin/python}
+  $PY -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+      -d .whl recbole==1.2.1 pandas==2.3.3 colorlog texttable thop ;;
 plan)
   PY=${PY:-.venv/bin/python}; keep_cells
   $PY -m recbole_ifcdsr compare "--models=$(specs "${ORDER[@]}")" "${ARGS[@]}" --plan ;;
@@ -101,5 +110,5 @@ table)
   PY=${PY:-.venv/bin/python}; keep_cells
   $PY -m recbole_ifcdsr compare "--models=$(specs "${ORDER[@]}")" "${ARGS[@]}" --readme=docs/results.md --readme_key=converge5-fk_abxi ;;
 *)
-  echo "usage: bash tools/round5.sh lane LABEL... | device [LABEL...] | plan | table" >&2; exit 2 ;;
+  echo "usage: bash tools/round5.sh lane LABEL... | device [LABEL...] | wheels | plan | table" >&2; exit 2 ;;
 esac
