@@ -302,26 +302,27 @@ def _stored_result(out_dir: Path, request: dict) -> tuple[str, str | None]:
     return "none", None
 
 
-def plan_cell(request: dict, out_dir: Path, overrides: list[str], resume: bool = False) -> str:
-    """What ``run_cell`` would do with the cell now, found without doing it (``compare --plan``): a grid of
-    hours should say which cells it will train before it starts, not after."""
+def plan_cell(request: dict, out_dir: Path, overrides: list[str], resume: bool = False) -> tuple[str, str]:
+    """(kind, line): what ``run_cell`` would do with the cell now, found without doing it (``compare --plan``),
+    kind one of reused, busy, resumes, trains: a grid of hours should say which cells it will train before
+    it starts, not after."""
     stored, problem = _stored_result(out_dir, request)
     if stored == "reused":
-        return "reused"
+        return "reused", "reused"
     checkpoints = cell_checkpoint_dir(out_dir, request, overrides)
     held = holder(_cell_file(checkpoints, request, "lock"))
     if held:
-        return f"left alone: running in {held}"
+        return "busy", f"left alone: running in {held}"
     last = checkpoints / f"{run_checkpoint_stem(request['model'], request['dataset'], request['seed'])}-last.pth"
     if resume and _same_cell_started(request, checkpoints) and last.is_file():
-        how = f"resumes from {last}"
+        kind, how = "resumes", f"resumes from {last}"
     else:
-        how = "trains from the start"
+        kind, how = "trains", "trains from the start"
     if stored == "incomplete":
         how += f" (its stored results are incomplete: {problem})"
     elif cell_path(out_dir, request, ".json").is_file():
         how += " (its results file holds another request's run, which it replaces)"
-    return how
+    return kind, how
 
 
 def run_cell(request: dict, out_dir: Path, config_files: list[str], overrides: list[str],
@@ -658,12 +659,12 @@ def main(argv: list[str] | None = None) -> int:
 def print_plan(cells: list, out_dir: Path, resume: bool) -> int:
     """One line per cell, then the counts; exit status 0 (a plan is not a failure)."""
     plans = [plan_cell(request, out_dir, own, resume) for request, own in cells]
-    for (request, _), how in zip(cells, plans):
+    for (request, _), (_, how) in zip(cells, plans):
         print(f"{row_label(request)} seed {request['seed']}: {how}")
-    reused = plans.count("reused")
-    busy = sum(how.startswith("left alone") for how in plans)
-    print(f"{len(plans)} cells: {reused} reused, {len(plans) - reused - busy} to train "
-          f"({sum(how.startswith('resumes') for how in plans)} resuming), {busy} running elsewhere")
+    kinds = [kind for kind, _ in plans]
+    n = {kind: kinds.count(kind) for kind in ("reused", "busy", "resumes", "trains")}
+    print(f"{len(plans)} cells: {n['reused']} reused, {n['trains'] + n['resumes']} to train "
+          f"({n['resumes']} resuming), {n['busy']} running elsewhere")
     return 0
 
 
