@@ -1,5 +1,7 @@
 """tools/curves.py: the curve read from a run's -last checkpoint agrees with the run's own selection and
 validation numbers; bad input is one clear error."""
+import csv
+
 import pytest
 
 from recbole_ifcdsr.quick_start import run_recbole_ifcdsr
@@ -19,8 +21,8 @@ def test_the_curve_agrees_with_the_runs_selection(abxi_small_dir, tmp_path, caps
     settings = {**SMALL_RUN, **TINY, "data_path": str(abxi_small_dir), "checkpoint_dir": str(saved)}
     result = run_recbole_ifcdsr("IFCDSR", "fk_abxi", config_dict=settings)
     capsys.readouterr()
-    png = tmp_path / "curves.png"
-    assert curves().main([str(tmp_path / "out"), "--png", str(png)]) == 0
+    png, table = tmp_path / "curves.png", tmp_path / "curves.csv"
+    assert curves().main([str(tmp_path / "out"), "--png", str(png), "--csv", str(table)]) == 0
     rows = [line.strip("|").split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| tiny")]
     assert len(rows) == 1
     label, seed, validations, best, _tail, grocery, kitchen, _stopped = [cell.strip() for cell in rows[0]]
@@ -29,6 +31,13 @@ def test_the_curve_agrees_with_the_runs_selection(abxi_small_dir, tmp_path, caps
     valid = result["sampled"]["valid"]
     assert [float(grocery), float(kitchen)] == [round(100 * valid["X"]["MRR"], 2), round(100 * valid["Y"]["MRR"], 2)]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(table, newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert [(r["run"], r["seed"], r["epoch"], r["protocol"], r["metric"]) for r in written] == [
+        ("tiny", "3", str(epoch), "sampled", "MRR") for epoch in range(3)]
+    at_best = written[result["best_epoch"]["X"]]
+    assert float(at_best["Grocery"]) == pytest.approx(100 * valid["X"]["MRR"], abs=5e-5)
+    assert float(at_best["mean"]) == pytest.approx(50 * (valid["X"]["MRR"] + valid["Y"]["MRR"]), abs=1e-4)
 
 
 def test_bad_input_is_one_clear_error(abxi_small_dir, tmp_path, capsys):

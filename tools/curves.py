@@ -9,11 +9,14 @@ Validation only: the history holds no test numbers.
 
 Arguments are compare ``--out`` folders (their ``saved/<label>/*-last.pth``) or ``-last`` checkpoint
 files. Prints one Markdown row per run: validations, the best mean of the two domains and its epoch, the
-mean of the last five validations, and each domain at the best epoch; ``--png`` also plots the curves.
+mean of the last five validations, and each domain at the best epoch; ``--png`` also plots the curves, and
+``--csv`` writes every validation of every run, so that the curves outlive the checkpoints (which are
+weights, not kept in the repository).
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -78,6 +81,18 @@ def summary_row(curve: dict) -> str:
             f"{curve['stopped'] or '-'} |")
 
 
+def write_csv(curves: list[dict], path: Path, protocol: str, metric: str) -> None:
+    """One row per run and validation: the run, the epoch, each domain and their mean (percent)."""
+    names = curves[0]["names"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", "seed", "epoch", "protocol", "metric", *(names.get(d, d) for d in DOMAINS), "mean"])
+        for curve in curves:
+            for i, epoch in enumerate(curve["epochs"]):
+                values = [f"{curve['values'][d][i]:.4f}" for d in (*DOMAINS, "mean")]
+                writer.writerow([curve["label"], curve["seed"], epoch, protocol, metric, *values])
+
+
 def plot(curves: list[dict], path: Path, title: str) -> None:
     """One panel per domain and one for their mean; one line per run."""
     import matplotlib
@@ -105,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", default="sampled", choices=("sampled", "full"))
     parser.add_argument("--metric", default="MRR")
     parser.add_argument("--png", help="also write the curves to this PNG file")
+    parser.add_argument("--csv", help="also write every validation of every run to this CSV file")
     args = parser.parse_args(argv)
     try:
         curves = []
@@ -129,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.png:
         plot(curves, Path(args.png), title)
         print(f"written: {args.png}")
+    if args.csv:
+        write_csv(curves, Path(args.csv), args.protocol, args.metric)
+        print(f"written: {args.csv}")
     return 0
 
 
