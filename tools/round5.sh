@@ -6,7 +6,8 @@
 #   bash tools/round5.sh device [LABEL...]  on a lent GPU, in one call: the labels' unfinished cells at once
 #                                           (default: the exact-loss rows). Cells still running at LIMIT s are
 #                                           stopped and lost (their checkpoints are too large to carry back);
-#                                           the finished ones go to $OUT/round5-cells.tgz. Carry .whl (the
+#                                           the cells' JSONs, logs and validation curves (tools/curves.py on
+#                                           each -last checkpoint, finished or not) go to $OUT/round5-cells.tgz. Carry .whl (the
 #                                           `wheels` mode) and, for LLMEMF, dataset/fk_abxi/fk_abxi.text_minilm.npz
 #                                           (built here by LLMEMF's first use): 14 + 44 MB of the 64 MiB a call carries.
 #   bash tools/round5.sh wheels             here, before a GPU call: into .whl, what the lent GPU's image lacks for
@@ -19,7 +20,7 @@
 set -u
 cd "$(dirname "$0")/.."
 KEPT=docs/results/cells/converge5-fk_abxi
-ORDER=(Pop GRU4Rec SASRec SRGNN IFCDSR-single IFCDSR-single-full IFCDSR-multi IFCDSR-multi-full LLMEMF)
+ORDER=(Pop GRU4Rec SASRec SRGNN IFCDSR-single IFCDSR-single-full IFCDSR-multi IFCDSR-multi-full LLMEMF LLMEMF-full)
 declare -A SPEC=(
   [Pop]=Pop [GRU4Rec]=GRU4Rec [SASRec]=SASRec [SRGNN]=SRGNN
   [IFCDSR-single]="IFCDSR-single=IFCDSR:multiple_attention=False:learning_rate=0.002"
@@ -27,6 +28,8 @@ declare -A SPEC=(
   [IFCDSR-multi]="IFCDSR-multi=IFCDSR:learning_rate=0.002:lambda2=4.0"
   [IFCDSR-multi-full]="IFCDSR-multi-full=IFCDSR:learning_rate=0.002:lambda2=4.0:loss_type=full"
   [LLMEMF]="LLMEMF=LLMEMF:learning_rate=0.002:lambda2=4.0"
+  # full_loss_tile only bounds the exact loss's working memory (1 GiB tiles, as round 4 on the GPU; same loss)
+  [LLMEMF-full]="LLMEMF-full=LLMEMF:learning_rate=0.002:lambda2=4.0:loss_type=full:full_loss_tile=268435456"
 )
 MODE=${1:-}; shift || true
 OUTDIR=results/converge5/fk_abxi
@@ -60,7 +63,7 @@ lane)
   done ;;
 device)
   START=$SECONDS; LIMIT=${LIMIT:-540}; OUT=${OUT:?set OUT}; PY=${PY:-python3}
-  [ $# -gt 0 ] || set -- IFCDSR-multi-full IFCDSR-single-full
+  [ $# -gt 0 ] || set -- IFCDSR-multi-full IFCDSR-single-full LLMEMF-full
   check_labels "$@"
   MODELS=$(specs "$@")
   if [ -n "${SMOKE:-}" ]; then MODELS=$(specs "$1"); ARGS+=(--seeds=1); fi
@@ -88,7 +91,13 @@ device)
   fi
   wait
   tail -n 20 /tmp/round5-compare.out
-  FILES=$(cd "$OUTDIR" && ls *-seed?.json *-seed?.log 2>/dev/null)
+  mkdir -p "$OUTDIR/curves"
+  for ck in "$OUTDIR"/saved/*/*-seed?-last.pth; do
+    [ -e "$ck" ] || continue
+    label=$(basename "$(dirname "$ck")"); seed=${ck%-last.pth}; seed=${seed##*-seed}
+    $PY tools/curves.py "$ck" --csv "$OUTDIR/curves/$label-seed$seed.csv" > /dev/null || echo "no curve from $ck"
+  done
+  FILES=$(cd "$OUTDIR" && ls *-seed?.json *-seed?.log curves/*.csv 2>/dev/null)
   if [ -n "$FILES" ]; then tar czf "$OUT/round5-cells.tgz" -C "$OUTDIR" $FILES; else echo "no cell files to return"; fi
   $PY - "$OUTDIR" <<'PY'
 import json, pathlib, sys
