@@ -8,10 +8,11 @@
 #                                           stopped and lost (their checkpoints are too large to carry back);
 #                                           the cells' JSONs, logs and validation curves (tools/curves.py on
 #                                           each -last checkpoint, finished or not) go to $OUT/round5-cells.tgz. Carry .whl (the
-#                                           `wheels` mode) and, for LLMEMF, dataset/fk_abxi/fk_abxi.text_minilm.npz
-#                                           (built here by LLMEMF's first use): 14 + 44 MB of the 64 MiB a call carries.
+#                                           `wheels` mode): the wheels and, for LLMEMF, its text store xz-compressed
+#                                           (14 + 33 MB; the store itself, 44 MB, with the 9 MB tree exceeds the
+#                                           64 MiB a call carries), unpacked there to dataset/fk_abxi/.
 #   bash tools/round5.sh wheels             here, before a GPU call: into .whl, what the lent GPU's image lacks for
-#                                           its Python 3.12 (RecBole 1.2.1 and its small imports; pandas 2.3.3, as
+#                                           its Python 3.12 (RecBole 1.2.1 and its small imports; pandas 2.3.3 with pytz and tzdata, as
 #                                           the image's pandas 3 is refused by compat.refuse_pandas_copy_on_write).
 #   bash tools/round5.sh plan               what `table` would do with each cell (compare --plan), training nothing.
 #   bash tools/round5.sh table              the block in docs/results.md, reusing every cell.
@@ -73,6 +74,11 @@ device)
     export PYTHONPATH=/tmp/site:$PWD
   fi
   $PY -c "import torch, recbole, recbole_ifcdsr; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'recbole', recbole.__version__)" || exit 4
+  for packed in .whl/*.npz.xz; do
+    [ -e "$packed" ] || continue
+    $PY -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
+      "$packed" "dataset/fk_abxi/$(basename "${packed%.xz}")" || exit 5
+  done
   $PY -c "from recbole_ifcdsr.data.packing import prepare_dataset_dir; prepare_dataset_dir('dataset/fk_abxi')" || exit 5
   keep_cells
   JOBS=${JOBS:-$(( 3 * $# ))}
@@ -112,7 +118,9 @@ wheels)
   PY=${PY:-.venv/bin/python}
   $PY -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-      -d .whl recbole==1.2.1 pandas==2.3.3 colorlog texttable thop ;;
+      -d .whl recbole==1.2.1 pandas==2.3.3 pytz tzdata colorlog texttable thop
+  STORE=dataset/fk_abxi/fk_abxi.text_minilm.npz
+  if [ -e $STORE ]; then xz -9 -T2 -c $STORE > .whl/fk_abxi.text_minilm.npz.xz; else echo "no $STORE: LLMEMF cannot run there"; fi ;;
 plan)
   PY=${PY:-.venv/bin/python}; keep_cells
   $PY -m recbole_ifcdsr compare "--models=$(specs "${ORDER[@]}")" "${ARGS[@]}" --plan ;;
