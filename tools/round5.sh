@@ -7,13 +7,14 @@
 #                                           (default: the exact-loss rows). Cells still running at LIMIT s are
 #                                           stopped and lost (their checkpoints are too large to carry back);
 #                                           the cells' JSONs, logs and validation curves (tools/curves.py on
-#                                           each -last checkpoint, finished or not) go to $OUT/round5-cells.tgz. Carry .whl (the
-#                                           `wheels` mode): the wheels and, for LLMEMF, its text store xz-compressed
-#                                           (14 + 33 MB; the store itself, 44 MB, with the 9 MB tree exceeds the
-#                                           64 MiB a call carries), unpacked there to dataset/fk_abxi/.
+#                                           each -last checkpoint, finished or not) go to $OUT/round5-cells.tgz.
+#                                           Carry .whl (the `wheels` mode): the wheels and, for LLMEMF, its text
+#                                           store xz-compressed (14 + 33 MB; the store itself, 44 MB, with the
+#                                           9 MB tree exceeds the 64 MiB a call carries), unpacked there.
 #   bash tools/round5.sh wheels             here, before a GPU call: into .whl, what the lent GPU's image lacks for
-#                                           its Python 3.12 (RecBole 1.2.1 and its small imports; pandas 2.3.3 with pytz and tzdata, as
-#                                           the image's pandas 3 is refused by compat.refuse_pandas_copy_on_write).
+#                                           its Python 3.12 (RecBole 1.2.1 and its small imports; pandas 2.3.3
+#                                           with pytz and tzdata, as the image's pandas 3 is refused by
+#                                           compat.refuse_pandas_copy_on_write), and the fk_abxi text store.
 #   bash tools/round5.sh plan               what `table` would do with each cell (compare --plan), training nothing.
 #   bash tools/round5.sh table              the block in docs/results.md, reusing every cell.
 # Finished cells are kept in docs/results/cells/converge5-fk_abxi/ and copied into the out folder first, so
